@@ -1,0 +1,67 @@
+"""Root config schema shared by train.py, infer.py and evaluate.py.
+
+One schema for all three apps so a ``_global_`` experiment file (demo, smoke, paper) works in each of them;
+every stage keeps its own small config object beside its code. The schema is registered in Hydra's
+ConfigStore as ``mc16k_schema`` and is the first entry of every primary config's defaults list, so a
+misspelled key or a wrong type fails at compose time with the key's full name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from mc16k.data.config import DataConfig
+from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+RESOURCES_DIR = PACKAGE_DIR / "resources"
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "???"
+    data_dir: str = "???"
+    output_dir: str = "???"
+    work_dir: str = "???"
+    cache_dir: str = "???"
+
+
+@dataclass
+class RootConfig:
+    task_name: str = "???"
+    seed: int = 42
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    baseline: Optional[BaselineConfig] = None
+    trainer: Any = None
+    logger: Any = None
+    extras: Any = None
+
+
+def resource_path(relative: str) -> str:
+    """Absolute path of a file or dir shipped inside the package (sample data, prompt templates)."""
+    path = RESOURCES_DIR / relative
+    if not path.exists():
+        raise FileNotFoundError(f"mc16k resource {relative!r} not found at {path}")
+    return str(path)
+
+
+def project_root() -> str:
+    """The checkout root (parent of the package): default home of outputs/ and multirun/."""
+    return str(PACKAGE_DIR.parent)
+
+
+def register_configs() -> None:
+    """Register the root schema and the path resolvers; called before every Hydra compose."""
+    ConfigStore.instance().store(name="mc16k_schema", node=RootConfig)
+    OmegaConf.register_new_resolver("mc16k_root", project_root, replace=True)
+    OmegaConf.register_new_resolver("mc16k_resource", resource_path, replace=True)

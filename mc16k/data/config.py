@@ -1,0 +1,39 @@
+"""Typed config for the MentalChat16K data layer (conf/data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Dict, List, Optional
+
+
+class OnBadRow(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
+class Batching(str, Enum):
+    packing = "packing"  # several examples per row, per-example position ids (no cross-attention)
+    length_grouped = "length_grouped"  # padded batches of similar length
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from, which sources make the split, and how it becomes batches."""
+
+    name: str = "???"  # synthetic | interview | both | sample
+    hub_repo: Optional[str] = "ShenLab/MentalChat16K"  # used when ``root`` is null
+    root: Optional[str] = None  # local dir holding the files (a mirror with the hub's names works unchanged)
+    files: Dict[str, str] = field(
+        default_factory=lambda: {"interview": "Interview_Data_6K.csv", "synthetic": "Synthetic_Data_10K.csv"}
+    )
+    sources: List[str] = field(default_factory=lambda: ["interview", "synthetic"])
+    min_words: Dict[str, int] = field(default_factory=lambda: {"interview": 40})  # paper: interview pairs < 40 words dropped
+    dedupe: bool = True
+    on_bad_row: OnBadRow = OnBadRow.error
+    val_fraction: float = 0.05
+    seed: int = 42
+    max_seq_len: int = 1024
+    batching: Batching = Batching.packing
+    micro_batch_size: int = 4  # examples per micro-batch (packing: rows of max_seq_len tokens)
+    num_workers: int = 0
