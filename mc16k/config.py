@@ -30,6 +30,10 @@ class PathsConfig:
     output_dir: str = "???"
     work_dir: str = "???"
     cache_dir: str = "???"
+    runs_dir: str = "???"  # training runs (single runs; sweeps go to multirun/)
+    answers_dir: str = "???"  # infer.py writes <answers_dir>/<benchmark>/<model_id>/round-<k>.jsonl
+    judgments_dir: str = "???"  # evaluate.py's judgment store
+    reports_dir: str = "???"  # tables and plots
 
 
 @dataclass
