@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from mc16k.data.config import DataConfig
+from mc16k.data.config import DataConfig, PromptConfig
 from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -43,6 +43,7 @@ class RootConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     baseline: Optional[BaselineConfig] = None
