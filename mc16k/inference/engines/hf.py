@@ -1,0 +1,84 @@
+"""transformers ``generate`` over left-padded batches, with per-row seeded sampling."""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+from transformers import GenerationConfig as HFGenerationConfig
+from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+
+from mc16k.inference.config import GenerationConfig
+from mc16k.inference.engines import Completion
+from mc16k.inference.sampling import PerRowSampler
+
+
+def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """End-of-sequence ids: the model's generation config (chat models list their end-of-turn token) and the tokenizer's."""
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError(f"{model.name_or_path}: neither model nor tokenizer defines an end-of-sequence token")
+    return sorted(ids)
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch unequal prompts with padding on the left, so every row's next token sits in the last column."""
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[row, width - len(prompt) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+class HFEngine:
+    """Batched generation with a loaded (possibly 4-bit, possibly peft-wrapped) causal LM."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
+        if tokenizer.pad_token_id is None:
+            raise ValueError("tokenizer has no pad token; load it with mc16k.data.tokenizer.load_tokenizer")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.stop_ids = stop_token_ids(model, tokenizer)
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig) -> list[Completion]:
+        input_ids, attention_mask = left_pad(prompts, self.tokenizer.pad_token_id, self.model.device)
+        processors = LogitsProcessorList()
+        if params.do_sample:
+            processors.append(PerRowSampler(seeds, params, self.model.device))
+        # greedy decoding in generate; sampling, when asked, happens in PerRowSampler (one generator per row)
+        hf_params = HFGenerationConfig(
+            do_sample=False,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=hf_params,
+            logits_processor=processors,
+        )
+        completions = []
+        for row in output[:, input_ids.shape[1] :].tolist():
+            stop_at = next((i for i, token in enumerate(row) if token in self.stop_ids), None)
+            tokens = row if stop_at is None else row[:stop_at]
+            completions.append(
+                Completion(
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                    completion_tokens=len(tokens) + (stop_at is not None),
+                    finish_reason="length" if stop_at is None else "stop",
+                )
+            )
+        return completions
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
