@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from mc16k.data.config import DataConfig, PromptConfig
+from mc16k.inference.config import BenchmarkConfig, InferConfig
 from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -47,6 +48,8 @@ class RootConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     baseline: Optional[BaselineConfig] = None
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)  # shared by infer.py and evaluate.py
+    infer: InferConfig = field(default_factory=InferConfig)
     trainer: Any = None
     logger: Any = None
     extras: Any = None
