@@ -1,6 +1,6 @@
 """Answer files: one jsonl per (model, round), keyed by question id, rewritten atomically per batch.
 
-Every write re-reads the file under an exclusive lock, adds only question ids not yet present, writes a
+Every write re-reads the file under an exclusive lock on its dir, adds only question ids not yet present, writes a
 temp file, fsyncs it and ``os.replace``s it over the old one. A SIGKILL at any moment therefore leaves
 either the old or the new complete file, two processes answering the same model cannot duplicate or
 lose rows, and a rerun skips what is on disk. A torn last line (a file written by another tool, or a
@@ -52,20 +52,20 @@ def read_answers(path: str | Path) -> dict[int | str, dict]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock on a sidecar file, so concurrent writers of one answer file take turns."""
-    lock_path = path.with_name(path.name + ".lock")
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(directory: Path) -> Iterator[None]:
+    """Exclusive advisory lock on the answer dir, so concurrent writers of its files take turns."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _write_atomically(path: Path, rows: Iterable[dict]) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -86,7 +86,9 @@ def add_answers(path: str | Path, new_rows: list[dict]) -> int:
     """Add rows whose question id is not in the file yet; return how many were added."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with _locked(path.parent):
+        for leftover in path.parent.glob(path.name + ".*.tmp"):  # a killed writer's; live ones hold the lock
+            leftover.unlink()
         rows = read_answers(path)
         added = 0
         for row in new_rows:
@@ -94,5 +96,5 @@ def add_answers(path: str | Path, new_rows: list[dict]) -> int:
                 rows[row["question_id"]] = row
                 added += 1
         if added:
-            _write_atomically(path, sorted(rows.values(), key=lambda r: (str(type(r["question_id"])), r["question_id"])))
+            _write_atomically(path, sorted(rows.values(), key=lambda r: (isinstance(r["question_id"], str), r["question_id"])))
     return added

@@ -24,6 +24,16 @@ def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -
     return sorted(ids)
 
 
+def padding_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fallback: int) -> int:
+    """The tokenizer's pad id when the model has an embedding for it, else ``fallback`` (an EOS id).
+
+    Padded positions are masked, so any valid id works; a pad token added to the tokenizer but never
+    trained (a base model answering) has no embedding row and would fail the lookup.
+    """
+    pad = tokenizer.pad_token_id
+    return pad if pad is not None and pad < model.get_input_embeddings().num_embeddings else fallback
+
+
 def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch unequal prompts with padding on the left, so every row's next token sits in the last column."""
     width = max(len(p) for p in prompts)
@@ -39,15 +49,14 @@ class HFEngine:
     """Batched generation with a loaded (possibly 4-bit, possibly peft-wrapped) causal LM."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
-        if tokenizer.pad_token_id is None:
-            raise ValueError("tokenizer has no pad token; load it with mc16k.data.tokenizer.load_tokenizer")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(model, tokenizer)
+        self.pad_id = padding_id(model, tokenizer, self.stop_ids[0])
 
     @torch.inference_mode()
     def generate(self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig) -> list[Completion]:
-        input_ids, attention_mask = left_pad(prompts, self.tokenizer.pad_token_id, self.model.device)
+        input_ids, attention_mask = left_pad(prompts, self.pad_id, self.model.device)
         processors = LogitsProcessorList()
         if params.do_sample:
             processors.append(PerRowSampler(seeds, params, self.model.device))
@@ -56,7 +65,7 @@ class HFEngine:
             do_sample=False,
             max_new_tokens=params.max_new_tokens,
             eos_token_id=self.stop_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
+            pad_token_id=self.pad_id,
         )
         output = self.model.generate(
             input_ids=input_ids,

@@ -1,0 +1,138 @@
+"""Who answers: a base model, a fine-tuned run (adapter dir from train.py), or a baseline.
+
+``model_id`` names each answer set so reports tell them apart at a glance:
+``<model>`` (base), ``<model>-ft-<split>`` (fine-tuned on that split), ``baseline-<name>``; every answer row
+also carries ``kind``, ``base_model`` and ``data_split``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mc16k.config import project_root
+from mc16k.models.config import BaselineConfig, ModelConfig, QuantConfig
+
+log = logging.getLogger(__name__)
+
+RUN_METADATA = "mc16k_run.json"
+DONE_MARKER = "done.json"
+
+
+@dataclass(frozen=True)
+class AnswerTarget:
+    model_id: str
+    kind: str  # base | finetuned | baseline
+    model: Any  # ModelConfig-shaped DictConfig
+    quant: Any  # QuantConfig-shaped DictConfig
+    base_model: str  # the base's name_or_path (a baseline: what it was tuned from, if known)
+    data_split: str | None = None  # finetuned only
+    adapter_dir: Path | None = None  # finetuned only
+
+    def row_fields(self) -> dict[str, Any]:
+        """The fields every answer row of this target carries."""
+        return {"kind": self.kind, "base_model": self.base_model, "data_split": self.data_split}
+
+
+def base_target(model_cfg: DictConfig, quant_cfg: DictConfig) -> AnswerTarget:
+    return AnswerTarget(model_cfg.name, "base", model_cfg, quant_cfg, base_model=model_cfg.name_or_path)
+
+
+def baseline_target(baseline_cfg: DictConfig, quant_cfg: DictConfig) -> AnswerTarget:
+    return AnswerTarget(
+        f"baseline-{baseline_cfg.name}",
+        "baseline",
+        baseline_cfg,
+        quant_cfg,
+        base_model=baseline_cfg.base_model or baseline_cfg.name_or_path,
+    )
+
+
+def load_baseline_config(name: str, conf_dir: str | Path | None = None) -> DictConfig:
+    """``conf/baseline/<name>.yaml`` validated against ``BaselineConfig`` (for lists of baselines)."""
+    path = Path(conf_dir or Path(project_root()) / "conf") / "baseline" / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"infer.baselines: no baseline {name!r} ({path} missing); available: {available}")
+    return OmegaConf.merge(OmegaConf.structured(BaselineConfig), OmegaConf.load(path))
+
+
+def finetuned_target(run_dir: Path) -> AnswerTarget:
+    """The target for one finished training run, described by ``<run_dir>/adapter/mc16k_run.json``."""
+    meta_path = run_dir / "adapter" / RUN_METADATA
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), meta["model"])
+        quant_cfg = OmegaConf.merge(OmegaConf.structured(QuantConfig), meta["quant"])
+        split = str(meta["data"]["name"])
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"training run {run_dir} is marked done but has no {meta_path}") from err
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{meta_path}: unreadable run description ({type(err).__name__}: {err})") from err
+    return AnswerTarget(
+        f"{model_cfg.name}-ft-{split}",
+        "finetuned",
+        model_cfg,
+        quant_cfg,
+        base_model=model_cfg.name_or_path,
+        data_split=split,
+        adapter_dir=meta_path.parent,
+    )
+
+
+def finished_runs(path: str | Path) -> list[Path]:
+    """Run dirs at or below ``path`` holding a ``done.json`` (a single run dir or a whole sweep dir)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"infer.from_runs: {root} is not a directory")
+    if (root / DONE_MARKER).is_file():
+        return [root]
+    done = sorted(marker.parent for marker in root.rglob(DONE_MARKER))
+    unfinished = sorted(
+        meta.parents[1] for meta in root.rglob(f"adapter/{RUN_METADATA}") if not (meta.parents[1] / DONE_MARKER).exists()
+    )
+    if unfinished:
+        log.warning("skipping %d unfinished run(s) under %s: %s", len(unfinished), root, [str(p) for p in unfinished])
+    if not done:
+        raise FileNotFoundError(f"infer.from_runs: no finished training run (done.json) under {root}")
+    return done
+
+
+def sweep_targets(path: str | Path, with_base_models: bool) -> list[AnswerTarget]:
+    """Every finished run below ``path``, each base model first (once, with its runs' quantization)."""
+    runs = [finetuned_target(run) for run in finished_runs(path)]
+    clashes = {mid for mid, count in Counter(t.model_id for t in runs).items() if count > 1}
+    runs = [
+        AnswerTarget(**{**t.__dict__, "model_id": f"{t.model_id}-{t.adapter_dir.parent.name}"})
+        if t.model_id in clashes
+        else t
+        for t in runs
+    ]
+    targets: list[AnswerTarget] = []
+    for run in runs:
+        if with_base_models and all(t.model_id != run.model.name for t in targets):
+            targets.append(base_target(run.model, run.quant))
+        targets.append(run)
+    return targets
+
+
+def resolve_targets(cfg: DictConfig) -> list[AnswerTarget]:
+    """Targets named by the config: a sweep's runs (``infer.from_runs``), else ``baseline``, else ``model``;
+    then each of ``infer.baselines``."""
+    if cfg.infer.from_runs:
+        targets = sweep_targets(cfg.infer.from_runs, cfg.infer.with_base_models)
+    elif cfg.baseline is not None:
+        targets = [baseline_target(cfg.baseline, cfg.quant)]
+    else:
+        targets = [base_target(cfg.model, cfg.quant)]
+    for name in cfg.infer.baselines:
+        target = baseline_target(load_baseline_config(name), cfg.quant)
+        if all(t.model_id != target.model_id for t in targets):
+            targets.append(target)
+    return targets
