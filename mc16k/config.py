@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from mc16k.data.config import DataConfig, PromptConfig
 from mc16k.inference.config import BenchmarkConfig, InferConfig
 from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig
+from mc16k.models.smollm2 import smollm2_dir
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESOURCES_DIR = PACKAGE_DIR / "resources"
@@ -73,3 +74,4 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="mc16k_schema", node=RootConfig)
     OmegaConf.register_new_resolver("mc16k_root", project_root, replace=True)
     OmegaConf.register_new_resolver("mc16k_resource", resource_path, replace=True)
+    OmegaConf.register_new_resolver("smollm2_dir", smollm2_dir, replace=True)
