@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from mc16k.data.config import DataConfig, PromptConfig
 from mc16k.inference.config import BenchmarkConfig, InferConfig
-from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig
+from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig, TrainConfig
 from mc16k.models.smollm2 import smollm2_dir
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,6 +51,7 @@ class RootConfig:
     baseline: Optional[BaselineConfig] = None
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)  # shared by infer.py and evaluate.py
     infer: InferConfig = field(default_factory=InferConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     trainer: Any = None
     logger: Any = None
     extras: Any = None

@@ -59,3 +59,22 @@ class QuantConfig:
 @dataclass
 class BaselineConfig(ModelConfig):
     """A model answered with but never fine-tuned."""
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tuning job: the optimisation recipe, checkpoints and run identity (conf/optim, train.yaml).
+
+    ``optimizer`` and ``scheduler`` are ``_partial_`` Hydra targets: the module calls them with the
+    trainable parameters, and with the optimizer and the total optimizer steps.
+    """
+
+    group: str = "default"  # names the sweep dir (multirun/<group>/) and the W&B group
+    optimizer: Any = None
+    scheduler: Any = None
+    effective_batch_size: int = 64  # paper: 64 = micro-batch x accumulation x processes
+    accumulate_grad_batches: Optional[int] = None  # null: effective_batch_size / (data.micro_batch_size x processes)
+    gradient_checkpointing: bool = True  # use_reentrant=False; off for the tiny/demo CPU runs
+    checkpoint_every_n_steps: int = 50  # optimizer steps between adapter-only checkpoints (plus one per epoch)
+    validate_base: bool = True  # validation loss of the untouched base first, printed beside the adapter's
+    skip_finished: bool = True  # a job whose dir holds done.json with the same run id returns at once
