@@ -1,0 +1,291 @@
+"""Judges: turn (question, answer) pairs into stored judgments, remote (chat + parser) or local (G-Eval).
+
+A *unit* is one stored judgment: all metrics of one answer (mode ``all``) or one metric of it (mode
+``per_metric``). Its key is (judge model, prompt version, metric mode, metric group, question hash, answer
+hash), so identical answers are judged once and a re-run skips every unit already in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from mc16k.judging.config import JudgeConfig, MetricMode
+from mc16k.judging.parsing import parse_reply
+from mc16k.judging.rubric import Metric, Rubric, load_rubric
+from mc16k.llm.config import Provider
+from mc16k.llm.runner import AsyncRunner
+from mc16k.llm.store import JsonlStore
+from mc16k.llm.types import ChatRequest, LLMError, Usage
+
+log = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+def text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class JudgingUnit:
+    key: str
+    question_id: Any
+    question: str
+    answer: str
+    metrics: tuple[Metric, ...]
+    group: str  # "all" or the metric key
+
+
+def judge_model_id(cfg: JudgeConfig) -> str:
+    """What identifies the judging model in cache keys (a GGUF file name rather than a machine-local dir)."""
+    return f"{cfg.llm.provider.value}:{cfg.llm.gguf_file or cfg.llm.model}"
+
+
+def build_units(cfg: JudgeConfig, rubric: Rubric, pairs: list[tuple[Any, str, str]]) -> list[JudgingUnit]:
+    """Units for (question_id, question, answer) pairs, deduplicated by key, in input order."""
+    groups: list[tuple[str, tuple[Metric, ...]]]
+    if cfg.mode is MetricMode.all:
+        groups = [("all", rubric.metrics)]
+    else:
+        groups = [(m.key, (m,)) for m in rubric.metrics]
+    units: dict[str, JudgingUnit] = {}
+    model_id = judge_model_id(cfg)
+    for question_id, question, answer in pairs:
+        for group, metrics in groups:
+            key = "|".join(
+                (model_id, rubric.version, cfg.mode.value, group, f"q:{text_sha(question)}", f"a:{text_sha(answer)}")
+            )
+            units.setdefault(key, JudgingUnit(key, question_id, question, answer, metrics, group))
+    return list(units.values())
+
+
+def unit_key_parts(key: str) -> dict[str, str]:
+    """The fields of a unit key, for joining judgments back to answers."""
+    model_id, version, mode, group, question, answer = key.rsplit("|", 5)
+    return {
+        "judge_model": model_id,
+        "prompt_version": version,
+        "mode": mode,
+        "group": group,
+        "question_sha": question.removeprefix("q:"),
+        "answer_sha": answer.removeprefix("a:"),
+    }
+
+
+class Backend(Protocol):
+    sequential: bool  # True: judge units one by one in order (a local model reuses its KV cache)
+
+    async def judge(self, unit: JudgingUnit) -> tuple[dict[str, dict[str, Any]], Usage]: ...
+
+    async def close(self) -> None: ...
+
+
+class RemoteBackend:
+    """A chat model: structured output where supported, tolerant by-name parsing, re-ask only what failed."""
+
+    sequential = False
+
+    def __init__(self, cfg: JudgeConfig, rubric: Rubric, runner: Optional[AsyncRunner]):
+        self.cfg = cfg
+        self.rubric = rubric
+        self.runner = runner
+
+    def request(self, unit: JudgingUnit, metrics: list[Metric]) -> ChatRequest:
+        return ChatRequest(
+            system=self.rubric.templates["system.txt"],
+            user=self.rubric.user_prompt(unit.question, unit.answer, metrics, score_only=False),
+            json_schema=self.rubric.json_schema(metrics),
+            schema_name="counseling_judgment",
+        )
+
+    async def judge(self, unit: JudgingUnit) -> tuple[dict[str, dict[str, Any]], Usage]:
+        assert self.runner is not None, "a dry run has no runner"
+        results: dict[str, dict[str, Any]] = {}
+        usage = Usage()
+        pending = list(unit.metrics)
+        for attempt in range(self.cfg.max_reasks + 1):
+            try:
+                response = await self.runner.complete(self.request(unit, pending))
+            except LLMError as err:
+                for metric in pending:
+                    results[metric.key] = {"status": STATUS_FAILED, "score": None, "reason": f"api: {err}"}
+                break
+            usage.add(response.usage)
+            parsed = parse_reply(response.text, pending, self.rubric.score_min, self.rubric.score_max)
+            for key, score in parsed.scores.items():
+                results[key] = {
+                    "status": STATUS_OK,
+                    "score": score,
+                    "justification": parsed.justifications.get(key, ""),
+                    "asks": attempt + 1,
+                }
+            pending = [m for m in pending if m.key in parsed.errors]
+            for metric in pending:
+                results[metric.key] = {
+                    "status": STATUS_FAILED,
+                    "score": None,
+                    "reason": f"unreadable after {attempt + 1} asks: {parsed.errors[metric.key]}",
+                }
+            if not pending:
+                break
+        return results, usage
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.client.close()
+
+
+class LocalBackend:
+    """An in-process transformers model: score = probability-weighted mean over 1-10 for each metric."""
+
+    sequential = True
+
+    def __init__(self, cfg: JudgeConfig, rubric: Rubric, scorer: Any):
+        self.rubric = rubric
+        self.scorer = scorer
+
+    async def judge(self, unit: JudgingUnit) -> tuple[dict[str, dict[str, Any]], Usage]:
+        metrics = list(unit.metrics)
+        user = self.rubric.user_prompt(unit.question, unit.answer, metrics, score_only=True)
+        prefixes = [self.rubric.score_prefix(m) for m in metrics]
+        try:
+            distributions = await self.scorer.ascore(self.rubric.templates["system.txt"], user, prefixes)
+        except (ValueError, RuntimeError) as err:
+            failed = {"status": STATUS_FAILED, "score": None, "reason": f"local scoring: {err}"}
+            return {m.key: dict(failed) for m in metrics}, Usage(calls=1)
+        results = {
+            m.key: {
+                "status": STATUS_OK,
+                "score": round(dist.expected(), 4),
+                "probabilities": {c: round(p, 5) for c, p in dist.probabilities.items()},
+                "valid_mass": round(dist.valid_mass, 5),
+            }
+            for m, dist in zip(metrics, distributions)
+        }
+        return results, Usage(calls=1)
+
+    async def close(self) -> None:
+        return None
+
+
+def build_backend(cfg: JudgeConfig, rubric: Rubric, dry_run: bool = False) -> Backend:
+    """The backend for ``cfg``; a dry run builds no client (no key needed, nothing loaded)."""
+    if cfg.llm.provider is Provider.local_hf:
+        if dry_run:
+            return LocalBackend(cfg, rubric, scorer=None)
+        from mc16k.llm.local_hf import LocalHFScorer
+
+        return LocalBackend(cfg, rubric, LocalHFScorer(cfg.llm))
+    if dry_run:
+        return RemoteBackend(cfg, rubric, runner=None)
+    from mc16k.llm.clients import build_chat_client
+
+    runner = AsyncRunner(build_chat_client(cfg.llm), cfg.runner, cfg.llm.max_output_tokens)
+    return RemoteBackend(cfg, rubric, runner)
+
+
+@dataclass
+class JudgingSummary:
+    units_total: int
+    units_cached: int
+    units_judged: int
+    metrics_failed: int
+    usage: Usage
+    cost_usd: float
+    seconds: float
+
+
+def estimate(cfg: JudgeConfig, rubric: Rubric, units: list[JudgingUnit]) -> dict[str, float]:
+    """Calls and tokens a run of ``units`` would need at least (re-asks and retries come on top)."""
+    backend = RemoteBackend(cfg, rubric, runner=None)
+    input_tokens = sum(backend.request(u, list(u.metrics)).estimated_prompt_tokens() for u in units)
+    output_tokens = 0 if cfg.llm.provider is Provider.local_hf else len(units) * cfg.llm.max_output_tokens
+    usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, calls=len(units))
+    return {
+        "calls": len(units),
+        "input_tokens": input_tokens,
+        "max_output_tokens": output_tokens,
+        "max_cost_usd": round(usage.cost_usd(cfg.llm.pricing), 4),
+    }
+
+
+async def judge_units(
+    cfg: JudgeConfig, backend: Backend, store: JsonlStore, units: list[JudgingUnit], retry_failed: bool = False
+) -> JudgingSummary:
+    """Judge every unit not yet in ``store``, storing each judgment the moment it is complete."""
+    started = time.monotonic()
+
+    def done(unit: JudgingUnit) -> bool:
+        record = store.records.get(unit.key)
+        if record is None:
+            return False
+        return not (retry_failed and any(m["status"] != STATUS_OK for m in record["metrics"].values()))
+
+    todo = [u for u in units if not done(u)]
+    usage = Usage()
+    failed = 0
+    finished = 0
+
+    async def one(unit: JudgingUnit) -> None:
+        nonlocal failed, finished
+        results, unit_usage = await backend.judge(unit)
+        record = {
+            "key": unit.key,
+            "judge": cfg.name,
+            **unit_key_parts(unit.key),
+            "question_id": unit.question_id,
+            "metrics": results,
+            "usage": unit_usage.as_dict(),
+            "tstamp": time.time(),
+        }
+        store.append(record)
+        usage.add(unit_usage)
+        failed += sum(1 for m in results.values() if m["status"] != STATUS_OK)
+        finished += 1
+        if finished % 50 == 0 or finished == len(todo):
+            log.info("judge %s: %d/%d judgments stored", cfg.name, finished, len(todo))
+
+    if backend.sequential:
+        for unit in todo:
+            await one(unit)
+    else:  # the runner's semaphore and rate limiter pace the calls
+        await asyncio.gather(*(one(u) for u in todo))
+    return JudgingSummary(
+        units_total=len(units),
+        units_cached=len(units) - len(todo),
+        units_judged=len(todo),
+        metrics_failed=failed,
+        usage=usage,
+        cost_usd=round(usage.cost_usd(cfg.llm.pricing), 4),
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def store_path(judgments_dir: str | Path, judge_name: str) -> Path:
+    """``<judgments_dir>/<judge name>/judgments.jsonl``: one store per judge."""
+    return Path(judgments_dir) / judge_name / "judgments.jsonl"
+
+
+def run_judge(
+    cfg: JudgeConfig, pairs: list[tuple[Any, str, str]], judgments_dir: str | Path, retry_failed: bool = False
+) -> JudgingSummary:
+    """Judge (question_id, question, answer) pairs with one judge into its store; returns what it did."""
+    rubric = load_rubric(cfg.rubric_dir)
+    units = build_units(cfg, rubric, pairs)
+
+    async def main() -> JudgingSummary:
+        backend = build_backend(cfg, rubric)
+        try:
+            with JsonlStore(store_path(judgments_dir, cfg.name)) as store:
+                return await judge_units(cfg, backend, store, units, retry_failed)
+        finally:
+            await backend.close()
+
+    return asyncio.run(main())
