@@ -18,8 +18,9 @@ from omegaconf import OmegaConf
 
 from mc16k.data.config import DataConfig, PromptConfig
 from mc16k.inference.config import BenchmarkConfig, InferConfig
+from mc16k.judging.config import EvaluateConfig
 from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig, TrainConfig
-from mc16k.models.smollm2 import smollm2_dir
+from mc16k.models.resolvers import smollm2_dir, tiny_model_dir
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESOURCES_DIR = PACKAGE_DIR / "resources"
@@ -51,6 +52,7 @@ class RootConfig:
     baseline: Optional[BaselineConfig] = None
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)  # shared by infer.py and evaluate.py
     infer: InferConfig = field(default_factory=InferConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)  # evaluate.py: judge + reports
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: Any = None
     logger: Any = None
@@ -76,3 +78,4 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("mc16k_root", project_root, replace=True)
     OmegaConf.register_new_resolver("mc16k_resource", resource_path, replace=True)
     OmegaConf.register_new_resolver("smollm2_dir", smollm2_dir, replace=True)
+    OmegaConf.register_new_resolver("tiny_model", tiny_model_dir, replace=True)

@@ -1,0 +1,116 @@
+"""Experiment tracking for one job: W&B (offline by default), CSV, or nothing; always closed.
+
+One W&B run per job, id = the run id (a resumed job continues its run), group = ``train.group``, tags =
+model and data split, the resolved config as its config. The run is finished even when training fails,
+so a crashed sweep leaves no dangling runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+# Credentials W&B must never see in offline runs (nothing to upload): hidden from its process while it starts.
+SECRET_ENV_VARS = ("WANDB_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+class LoggerKind(str, Enum):
+    wandb = "wandb"
+    csv = "csv"
+    none = "none"
+
+
+class WandbMode(str, Enum):
+    offline = "offline"  # written under the run dir; upload later with `wandb sync <dir>`
+    online = "online"
+    disabled = "disabled"
+
+
+@dataclass
+class LoggerConfig:
+    """conf/logger: which tracker a training job writes to."""
+
+    kind: LoggerKind = LoggerKind.none
+    project: str = "mc16k"
+    entity: Optional[str] = None
+    mode: WandbMode = WandbMode.offline
+    tags: list[str] = field(default_factory=list)  # added to the model and data tags
+
+
+@dataclass(frozen=True)
+class RunLabels:
+    """How a job is named and grouped in the tracker."""
+
+    run_id: str
+    name: str
+    group: str
+    tags: list[str]
+
+
+def logger_config(raw: Any) -> LoggerConfig:
+    """Validate ``cfg.logger`` (null means no logger); unknown keys and bad values name ``logger.<key>``."""
+    schema = OmegaConf.structured(LoggerConfig)
+    if raw is None:
+        return OmegaConf.to_object(schema)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(schema, raw))
+    except Exception as err:  # omegaconf raises several types; all mean a bad logger config
+        raise ValueError(f"bad logger config: {err}".replace("full_key: ", "full_key: logger.")) from err
+
+
+@contextmanager
+def _without_secrets() -> Iterator[None]:
+    """Hide credentials from the environment while W&B starts its service (it inherits the env)."""
+    hidden = {name: os.environ.pop(name) for name in SECRET_ENV_VARS if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+@contextmanager
+def tracked_run(
+    logger_cfg: LoggerConfig, labels: RunLabels, config: dict[str, Any], save_dir: Path, is_rank_zero: bool
+) -> Iterator[Optional[Logger]]:
+    """The Lightning logger for this job (None for no logger or non-zero ranks), closed on exit."""
+    if logger_cfg.kind is LoggerKind.none or not is_rank_zero:
+        yield None
+        return
+    if logger_cfg.kind is LoggerKind.csv:
+        yield CSVLogger(save_dir=str(save_dir), name="csv", version="")
+        return
+    import wandb
+
+    online = logger_cfg.mode is WandbMode.online
+    with nullcontext() if online else _without_secrets():
+        run = wandb.init(
+            project=logger_cfg.project,
+            entity=logger_cfg.entity,
+            mode=logger_cfg.mode.value,
+            id=labels.run_id,
+            resume="allow",
+            name=labels.name,
+            group=labels.group,
+            tags=[*labels.tags, *logger_cfg.tags],
+            config=config,
+            dir=str(save_dir),
+            settings=wandb.Settings(save_code=False, disable_code=True, disable_job_creation=True, console="off"),
+        )
+    exit_code = 1
+    try:
+        yield WandbLogger(experiment=run)
+        exit_code = 0
+    finally:
+        run.finish(exit_code=exit_code)
+        log.info("W&B run %s (%s) finished with exit code %d", labels.run_id, logger_cfg.mode.value, exit_code)

@@ -1,0 +1,28 @@
+"""Fine-tune a base model on a MentalChat16K split with QLoRA (Hydra entry point).
+
+    python train.py experiment=demo
+    python train.py -m 'model=glob(*)' data=synthetic,interview,both
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import hydra
+from omegaconf import DictConfig
+
+from mc16k.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> Optional[float]:
+    """Run one job; the returned validation loss lets sweepers (Optuna, Nevergrad) compare jobs."""
+    from mc16k.models.training import train
+
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
