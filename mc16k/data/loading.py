@@ -93,7 +93,8 @@ def _hub_file(cfg: DataConfig, filename: str) -> Path:
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         raise DataValidationError(
             f"hub dataset {cfg.hub_repo}, file {filename}: cannot be fetched ({type(err).__name__}: {err}); "
-            "offline, it must already be in the Hugging Face cache, or point data.root at a local copy"
+            "offline, it must already be in the Hugging Face cache; or point data.root at a local copy, "
+            "or use data=sample for the bundled sample"
         ) from err
 
 
