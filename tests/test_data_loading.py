@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from mc16k.config import resource_path
 from mc16k.data.config import DataConfig, OnBadRow
@@ -17,11 +18,7 @@ from mc16k.data.loading import DataValidationError, load_source, resolve_files
 from mc16k.data.prepare import prepare_rows
 
 SAMPLE_DIR = Path(resource_path("data/sample"))
-SYSTEM = (
-    "You are a helpful mental health counselling assistant, please answer the mental health questions based on "
-    "the patient's description. The assistant gives helpful, comprehensive, and appropriate answers to the "
-    "user's questions."
-)
+SYSTEM = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/prompt/counseling.yaml").system
 GOOD = {"instruction": "Be kind.", "input": "I feel low most days.", "output": "That sounds hard."}
 
 
