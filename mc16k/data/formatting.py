@@ -117,18 +117,21 @@ def _render(
     return _Rendered(prompt_text, full_text[len(prompt_text) :], add_special_tokens=False)
 
 
+def _ids(tokenizer: PreTrainedTokenizerBase, text: str, add_special_tokens: bool) -> list[int]:
+    """Token ids; over-long texts are expected here (they are what truncation measures), so no warning."""
+    return tokenizer(text, add_special_tokens=add_special_tokens, verbose=False).input_ids
+
+
 def _tokenize(tokenizer: PreTrainedTokenizerBase, rendered: _Rendered) -> tuple[list[int], list[int]]:
     """(prompt ids, completion ids) with the prompt ids exactly those inference will feed the model."""
-    prompt_ids = tokenizer(rendered.prompt_text, add_special_tokens=rendered.add_special_tokens).input_ids
+    prompt_ids = _ids(tokenizer, rendered.prompt_text, rendered.add_special_tokens)
     if not rendered.completion_text:
         return prompt_ids, []
-    full_ids = tokenizer(
-        rendered.prompt_text + rendered.completion_text, add_special_tokens=rendered.add_special_tokens
-    ).input_ids
+    full_ids = _ids(tokenizer, rendered.prompt_text + rendered.completion_text, rendered.add_special_tokens)
     if full_ids[: len(prompt_ids)] == prompt_ids:
         completion_ids = full_ids[len(prompt_ids) :]
     else:  # a token merged across the boundary: keep the prompt's own tokens
-        completion_ids = tokenizer(rendered.completion_text, add_special_tokens=False).input_ids
+        completion_ids = _ids(tokenizer, rendered.completion_text, False)
     if tokenizer.eos_token_id not in completion_ids:
         completion_ids = completion_ids + [tokenizer.eos_token_id]
     return prompt_ids, completion_ids
@@ -136,7 +139,9 @@ def _tokenize(tokenizer: PreTrainedTokenizerBase, rendered: _Rendered) -> tuple[
 
 def _cut_middle(tokenizer: PreTrainedTokenizerBase, text: str, drop: int) -> str:
     """``text`` without ``drop`` of its tokens from the middle, a visible marker in their place."""
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True).offset_mapping
+    offsets = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+    ).offset_mapping
     keep = len(offsets) - drop
     if keep <= 0:
         return TRUNCATION_MARKER
@@ -162,7 +167,7 @@ def _fit_user_text(
 
     None when even a user text reduced to the marker does not fit.
     """
-    user_tokens = len(tokenizer(user_text, add_special_tokens=False).input_ids)
+    user_tokens = len(_ids(tokenizer, user_text, False))
     drop = length_of(user_text) - limit
     while True:
         drop = min(drop, user_tokens)
@@ -194,7 +199,7 @@ def encode_example(
         fitted = _fit_user_text(tokenizer, user_text, lambda user: sum(map(len, encode(user))), max_seq_len)
         if fitted is None:  # the response alone is too long: keep its start, without EOS
             prompt_ids, completion_ids = encode(TRUNCATION_MARKER)
-            dropped = len(tokenizer(user_text, add_special_tokens=False).input_ids)
+            dropped = len(_ids(tokenizer, user_text, False))
             completion_ids = completion_ids[: max(0, max_seq_len - len(prompt_ids))]
             if not completion_ids:
                 raise ValueError(
