@@ -70,9 +70,9 @@ def test_every_item_ends_scored_or_failed(tmp_path, keys, provider):
     assert summary.units_judged == len(FAULTS) + 1
     by_fault = metrics_by_fault(tmp_path, cfg.name)
     assert set(by_fault) == {*FAULTS, "none"}
-    for fault, metrics in by_fault.items():
+    for metrics in by_fault.values():
         assert len(metrics) == 7
-        for key, result in metrics.items():
+        for result in metrics.values():
             assert result["status"] in (STATUS_OK, STATUS_FAILED)
             if result["status"] == STATUS_OK:
                 assert 1 <= result["score"] <= 10

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
 
 from mc16k.llm.config import LLMConfig, RunnerConfig
 
@@ -12,12 +11,6 @@ from mc16k.llm.config import LLMConfig, RunnerConfig
 class MetricMode(str, Enum):
     all = "all"  # all 7 metrics in one call (paper-compatible)
     per_metric = "per_metric"  # one call per metric
-
-
-class WandbMode(str, Enum):
-    offline = "offline"
-    online = "online"
-    disabled = "disabled"
 
 
 @dataclass
@@ -34,13 +27,13 @@ class JudgeConfig:
 
 @dataclass
 class EvaluateConfig:
-    """Which answers are judged and what is reported."""
+    """Which answers are judged, by which judge, and where the reports go (W&B: the shared ``logger`` group)."""
 
-    models: Optional[List[str]] = None  # model ids under <answers_dir>/<benchmark>/; null: every model found
-    rounds: Optional[List[int]] = None  # null: every round found
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # conf/judge, packaged at evaluate.judge
+    report_dir: str = "???"
+    models: list[str] | None = None  # model ids under <answers_dir>/<benchmark>/; null: every model found
+    rounds: list[int] | None = None  # null: every round found
     dry_run: bool = False  # print the number of calls and a token/cost estimate, then stop
     judge_answers: bool = True  # false: only rebuild the reports from the judgment store
     retry_failed: bool = False  # judge again items whose stored judgment is a failure
-    report_judges: Optional[List[str]] = None  # judges (store names) in the report; null: every judge in the store
-    wandb_mode: WandbMode = WandbMode.offline
-    wandb_project: str = "mc16k"
+    report_judges: list[str] | None = None  # judges (store names) in the report; null: every judge in the store

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from mc16k.judging.config import JudgeConfig, MetricMode
 from mc16k.judging.parsing import parse_reply
@@ -92,7 +92,7 @@ class RemoteBackend:
 
     sequential = False
 
-    def __init__(self, cfg: JudgeConfig, rubric: Rubric, runner: Optional[AsyncRunner]):
+    def __init__(self, cfg: JudgeConfig, rubric: Rubric, runner: AsyncRunner | None):
         self.cfg = cfg
         self.rubric = rubric
         self.runner = runner
@@ -167,7 +167,7 @@ class LocalBackend:
                 "probabilities": {c: round(p, 5) for c, p in dist.probabilities.items()},
                 "valid_mass": round(dist.valid_mass, 5),
             }
-            for m, dist in zip(metrics, distributions)
+            for m, dist in zip(metrics, distributions, strict=True)
         }
         return results, Usage(calls=1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Optional, Protocol
+from typing import Protocol
 
 from mc16k.llm.config import LLMConfig, Provider, StructuredOutput
 from mc16k.llm.types import ChatRequest, ChatResponse, PermanentLLMError, RetryableLLMError, Usage
@@ -21,7 +21,7 @@ class ChatClient(Protocol):
     async def close(self) -> None: ...
 
 
-def read_api_key(cfg: LLMConfig) -> Optional[str]:
+def read_api_key(cfg: LLMConfig) -> str | None:
     """The key from the first set environment variable in ``cfg.api_key_envs``; None when none is configured."""
     if not cfg.api_key_envs:
         return None
@@ -35,7 +35,7 @@ def read_api_key(cfg: LLMConfig) -> Optional[str]:
     )
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare from LLM APIs)."""
     if value is None:
         return None
@@ -66,7 +66,7 @@ class OpenAIChatClient:
             max_retries=0,
         )
 
-    def _response_format(self, request: ChatRequest) -> Optional[dict]:
+    def _response_format(self, request: ChatRequest) -> dict | None:
         mode = self._cfg.structured_output
         if mode is StructuredOutput.json_schema and request.json_schema is not None:
             return {

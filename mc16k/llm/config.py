@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
 
 from mc16k.dtypes import DType
 
@@ -40,15 +39,15 @@ class LLMConfig:
 
     provider: Provider = Provider.openai
     model: str = "???"
-    base_url: Optional[str] = None  # openai_compatible: required; openai/gemini: a proxy or test server
-    api_key_envs: List[str] = field(default_factory=list)  # env vars tried in order; empty: no key (local servers)
+    base_url: str | None = None  # openai_compatible: required; openai/gemini: a proxy or test server
+    api_key_envs: list[str] = field(default_factory=list)  # env vars tried in order; empty: no key (local servers)
     temperature: float = 0.0
     max_output_tokens: int = 1024
     timeout_s: float = 60.0
     structured_output: StructuredOutput = StructuredOutput.json_schema
     pricing: PricingConfig = field(default_factory=PricingConfig)
     # local_hf only
-    gguf_file: Optional[str] = None  # a GGUF file inside ``model`` (a dir); dequantized by transformers
+    gguf_file: str | None = None  # a GGUF file inside ``model`` (a dir); dequantized by transformers
     dtype: DType = DType.float32
     device: str = "cpu"
 
@@ -58,8 +57,8 @@ class RunnerConfig:
     """Concurrency, rate limits and retry policy of the async runner."""
 
     concurrency: int = 8
-    requests_per_minute: Optional[int] = None  # null: unlimited
-    tokens_per_minute: Optional[int] = None  # prompt + completion tokens; null: unlimited
+    requests_per_minute: int | None = None  # null: unlimited
+    tokens_per_minute: int | None = None  # prompt + completion tokens; null: unlimited
     max_retries: int = 6  # retries after the first attempt, for 429 / 5xx / timeouts / broken responses
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0

@@ -14,7 +14,6 @@ import asyncio
 import math
 import threading
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
@@ -61,7 +60,7 @@ class LocalHFScorer:
         self._digit_ids = torch.tensor(digit_ids, dtype=torch.long)
         self._cache = None
         self._cached_ids: list[int] = []
-        self._last_logits: Optional[torch.Tensor] = None
+        self._last_logits: torch.Tensor | None = None
 
     def _render(self, system: str, user: str) -> str:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -72,7 +71,7 @@ class LocalHFScorer:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
-    def _advance(self, target: list[int], max_keep: Optional[int] = None) -> torch.Tensor:
+    def _advance(self, target: list[int], max_keep: int | None = None) -> torch.Tensor:
         """Bring the KV cache to exactly ``target``, reusing at most ``max_keep`` cached tokens of the shared
         prefix; returns the next-token log-probs at every fed position."""
         from transformers import DynamicCache
@@ -96,7 +95,7 @@ class LocalHFScorer:
         branch = min(_common_prefix_len(candidates[0], other) for other in candidates[1:])
         log_p_first = self._advance(candidates[0][:branch])[-1]
         raw: dict[str, float] = {}
-        for choice, ids in zip(SCORE_CHOICES, candidates):
+        for choice, ids in zip(SCORE_CHOICES, candidates, strict=True):
             continuation = ids[branch:]
             log_probs = self._advance(ids, max_keep=branch)  # row i predicts the token after continuation[i]
             log_p = float(log_p_first[continuation[0]])

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 FAULT_MARKER = re.compile(r"\[\[fault:([a-z_0-9]+)\]\]")
 REQUESTED_KEY = re.compile(r'\(key "([A-Za-z0-9_]+)"\)')
@@ -56,7 +56,7 @@ class LoopbackLLMServer:
         self.requested_metrics: list[list[str]] = []  # metrics asked for, per request (re-asks ask fewer)
         self._seen: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        self._hold_after: Optional[int] = None
+        self._hold_after: int | None = None
         self._released = threading.Event()
         self._released.set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -95,7 +95,7 @@ class LoopbackLLMServer:
         self._httpd.server_close()
 
     # --- judging logic -------------------------------------------------------------------------------
-    def _decide(self, prompt: str) -> Optional[str]:
+    def _decide(self, prompt: str) -> str | None:
         match = FAULT_MARKER.search(prompt)
         if match is None:
             return None
@@ -107,7 +107,7 @@ class LoopbackLLMServer:
             return None
         return fault
 
-    def _judgment_text(self, prompt: str, fault: Optional[str]) -> tuple[str, bool]:
+    def _judgment_text(self, prompt: str, fault: str | None) -> tuple[str, bool]:
         """(reply text, whether it is a complete valid judgment)."""
         keys = REQUESTED_KEY.findall(prompt)
         with self._lock:
@@ -139,7 +139,7 @@ class LoopbackLLMServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, status: int, body: bytes, headers: Optional[dict[str, str]] = None) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

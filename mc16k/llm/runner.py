@@ -11,7 +11,6 @@ import collections
 import logging
 import random
 import time
-from typing import Optional
 
 from mc16k.llm.clients import ChatClient
 from mc16k.llm.config import RunnerConfig
@@ -25,7 +24,7 @@ WINDOW_S = 60.0
 class RateLimiter:
     """Sliding one-minute window over requests and tokens; ``acquire`` waits until a call fits both limits."""
 
-    def __init__(self, requests_per_minute: Optional[int], tokens_per_minute: Optional[int]):
+    def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None):
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
         self._events: collections.deque[list] = collections.deque()  # [monotonic stamp, tokens]
@@ -49,7 +48,7 @@ class RateLimiter:
                     break
         return max(waits)
 
-    async def acquire(self, tokens: int) -> Optional[list]:
+    async def acquire(self, tokens: int) -> list | None:
         """Wait for room; returns the booked entry so that :meth:`correct` can fix its token count."""
         if self._rpm is None and self._tpm is None:
             return None
@@ -65,7 +64,7 @@ class RateLimiter:
                     return entry
                 await asyncio.sleep(wait)
 
-    def correct(self, entry: Optional[list], actual_tokens: int) -> None:
+    def correct(self, entry: list | None, actual_tokens: int) -> None:
         """Replace a booked estimate with the tokens the server reported (if still in the window)."""
         if entry is not None and any(e is entry for e in self._events):
             self._tokens_in_window += actual_tokens - entry[1]
@@ -86,7 +85,7 @@ class AsyncRunner:
         self.usage = Usage()
         self.retries: collections.Counter[str] = collections.Counter()
 
-    def backoff_s(self, attempt: int, retry_after_s: Optional[float]) -> float:
+    def backoff_s(self, attempt: int, retry_after_s: float | None) -> float:
         """Exponential backoff with full jitter; a server's Retry-After is a floor (capped)."""
         ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2**attempt)
         delay = random.uniform(0.5 * ceiling, ceiling)

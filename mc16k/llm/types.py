@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from mc16k.llm.config import PricingConfig
 
@@ -14,7 +14,7 @@ class ChatRequest:
 
     system: str
     user: str
-    json_schema: Optional[dict[str, Any]] = None  # used when the backend supports structured output
+    json_schema: dict[str, Any] | None = None  # used when the backend supports structured output
     schema_name: str = "reply"
 
     def estimated_prompt_tokens(self) -> int:
@@ -59,7 +59,7 @@ class LLMError(Exception):
 class RetryableLLMError(LLMError):
     """429, 5xx, timeouts and broken responses: worth another try after ``retry_after_s`` (if the server said)."""
 
-    def __init__(self, reason: str, retry_after_s: Optional[float] = None):
+    def __init__(self, reason: str, retry_after_s: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s

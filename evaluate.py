@@ -1,0 +1,25 @@
+"""Judge benchmark answers with an LLM judge on the 7 counseling metrics and write Table 3 (see conf/evaluate.yaml).
+
+    python evaluate.py judge=gpt-4-turbo                   # key from OPENAI_API_KEY
+    python evaluate.py judge=gemini-pro evaluate.dry_run=true
+    python evaluate.py experiment=demo                     # local SmolLM2 judge, CPU, offline
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from mc16k.config import register_configs
+from mc16k.reporting.evaluate import run_evaluation
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_evaluation(cfg)
+
+
+if __name__ == "__main__":
+    main()

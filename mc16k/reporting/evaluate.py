@@ -1,0 +1,70 @@
+"""What evaluate.py runs: judge the selected answers with one judge, then report every judge in the store."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mc16k.inference.config import BenchmarkConfig
+from mc16k.judging.answers import load_answer_items
+from mc16k.judging.config import EvaluateConfig
+from mc16k.judging.judge import build_units, estimate, run_judge
+from mc16k.judging.rubric import load_rubric
+from mc16k.reporting.collect import judgments_frame
+from mc16k.reporting.plots import plot_scores
+from mc16k.reporting.tables import write_tables
+from mc16k.reporting.tracking import log_to_wandb
+from mc16k.stats.summary import (
+    failure_counts,
+    judge_agreement,
+    length_bias,
+    paper_average,
+    significance,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    """Judge, then write results.csv, table3.md/.tex, agreement, failures and PNG plots; returns a summary."""
+    ev: EvaluateConfig = OmegaConf.to_object(cfg.evaluate)  # typed by the root schema
+    benchmark: BenchmarkConfig = OmegaConf.to_object(cfg.benchmark)
+    items = load_answer_items(cfg.paths.answers_dir, benchmark, ev.models, ev.rounds)
+    pairs = list({(i.question_id, i.question, i.answer): None for i in items})
+    rubric = load_rubric(ev.judge.rubric_dir)
+    print(f"{len(items)} answers from {len({i.model_id for i in items})} models; judge {ev.judge.name} "
+          f"({ev.judge.llm.provider.value}:{ev.judge.llm.model}), prompt {rubric.version}, mode {ev.judge.mode.value}")
+    if ev.dry_run:
+        plan = estimate(ev.judge, rubric, build_units(ev.judge, rubric, pairs))
+        print(f"dry run: {plan['calls']} calls (before cache), ~{plan['input_tokens']} input tokens, "
+              f"<= {plan['max_output_tokens']} output tokens, <= ${plan['max_cost_usd']}; nothing was sent")
+        return {"dry_run": plan}
+    result: dict[str, Any] = {}
+    if ev.judge_answers:
+        done = run_judge(ev.judge, pairs, cfg.paths.judgments_dir, ev.retry_failed)
+        result["judging"] = asdict(done)
+        print(f"judged {done.units_judged} new / {done.units_cached} cached units in {done.seconds}s; "
+              f"{done.usage.calls} calls, {done.usage.input_tokens}+{done.usage.output_tokens} tokens, "
+              f"${done.cost_usd}; {done.metrics_failed} metric judgments failed")
+    frame = judgments_frame(items, cfg.paths.judgments_dir, rubric, ev.report_judges)
+    if frame.empty:
+        raise ValueError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")
+    summary = summarize(frame)
+    average = paper_average(summary)
+    tests = significance(frame)
+    out_dir = Path(ev.report_dir)
+    paths = write_tables(
+        out_dir, summary, average, tests, judge_agreement(frame), length_bias(frame), failure_counts(frame), rubric
+    )
+    plots = plot_scores(summary, rubric, out_dir)
+    frame.to_csv(out_dir / "judgments.csv", index=False)
+    log_to_wandb(cfg, out_dir, frame, summary, average, plots)
+    print((out_dir / "table3.md").read_text(encoding="utf-8"))
+    print(f"reports in {out_dir}: " + ", ".join(sorted(p.name for p in [*paths.values(), *plots])))
+    result.update({"report_dir": str(out_dir), "plots": [str(p) for p in plots], "average": average})
+    return result
