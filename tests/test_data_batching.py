@@ -42,6 +42,15 @@ def test_length_grouping_beats_naive_order():
     assert token_efficiency(lengths, grouped) > 0.9 > token_efficiency(lengths, naive)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """A tiny model runs fastest on one thread; two threads on a busy 2-core box run ~50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module", params=["llama", "mistral"])
 def tiny_setup(request, tiny_model_dir, tmp_path_factory):
     """Tiny random model (fp32, SDPA) and a dozen sample conversations of varied length."""
