@@ -11,6 +11,7 @@ metrics after one long question+answer costs one long forward pass and a few sho
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import threading
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class LocalHFScorer:
         decoded = [self.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
         digit_ids = [i for i, text in enumerate(decoded) if text[:1].isdigit()]
         self._digit_ids = torch.tensor(digit_ids, dtype=torch.long)
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in forward_args else "past_key_values"  # renamed in transformers 5
         self._cache = None
         self._cached_ids: list[int] = []
         self._last_logits: torch.Tensor | None = None
@@ -81,12 +84,11 @@ class LocalHFScorer:
             keep = min(keep, max_keep)
         if self._cache is None or keep == 0:
             self._cache, keep = DynamicCache(), 0
-        else:
-            self._cache.crop(keep)
+        elif len(self._cached_ids) > keep:
+            self._cache.crop(keep - len(self._cached_ids))  # negative: tokens to drop (every transformers version)
         feed = torch.tensor([target[keep:]], dtype=torch.long, device=self.device)
         with torch.no_grad():
-            out = self.model(input_ids=feed, past_key_values=self._cache, use_cache=True)
-        self._cache = out.past_key_values
+            out = self.model(input_ids=feed, use_cache=True, **{self._cache_argument: self._cache})
         self._cached_ids = list(target)
         return torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
 
