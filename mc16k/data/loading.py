@@ -127,7 +127,7 @@ def load_source(path: Path, source: str, on_bad_row: OnBadRow | str = OnBadRow.e
 
 
 def _check_cell(record: dict[str, Any], column: str) -> tuple[str, str | None]:
-    """(stripped text, None) for a good cell, else (\"\", what is wrong with it)."""
+    """(stripped text, None) for a good cell, else ('', what is wrong with it)."""
     if column not in record or record[column] is None:
         return "", "missing value"
     value = record[column]
