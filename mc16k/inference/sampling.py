@@ -59,9 +59,9 @@ class PerRowSampler(LogitsProcessor):
             # drop a token when the mass before it already reaches top_p (the top token always stays)
             drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= self.params.top_p
             logits = logits.masked_fill(drop_sorted.scatter(1, order, drop_sorted), float("-inf"))
-        probs = logits.softmax(dim=-1)
-        picked = torch.cat(
-            [torch.multinomial(probs[row], 1, generator=gen) for row, gen in enumerate(self.generators)]
-        )
+        # inverse-CDF draw: one uniform per row from the row's own generator, the search vectorized
+        cdf = logits.softmax(dim=-1).cumsum(dim=-1)
+        uniforms = torch.stack([torch.rand((), generator=gen, device=cdf.device) for gen in self.generators])
+        picked = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(1), right=True)
         choice = torch.full_like(scores, float("-inf"))
-        return choice.scatter(1, picked.unsqueeze(1), 0.0)
+        return choice.scatter(1, picked.clamp(max=scores.shape[-1] - 1), 0.0)
