@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from mc16k.config import register_configs
 from mc16k.inference.runner import run_inference
-from mc16k.inference.tracking import wandb_metrics
+from mc16k.inference.tracking import tracker_metrics
 
 log = logging.getLogger("infer")
 
@@ -23,7 +23,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
 def main(cfg: DictConfig) -> None:
-    reports = run_inference(cfg, metrics_logger=lambda: wandb_metrics(cfg))
+    reports = run_inference(cfg, metrics_logger=lambda: tracker_metrics(cfg))
     for report in reports:
         log.info(
             "%s (%s): %d answered, %d already done, %d truncated prompt(s); files: %s",

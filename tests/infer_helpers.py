@@ -26,7 +26,7 @@ def tiny_overrides(model_dir: Path, work: Path) -> list[str]:
         f"paths.answers_dir={work}/answers",
         f"paths.output_dir={work}/out",
         f"paths.cache_dir={work}/cache",
-        "infer.wandb_project=null",
+        "logger=none",
         "infer.show_progress=false",
     ]
 

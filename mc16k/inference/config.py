@@ -69,4 +69,3 @@ class InferConfig:
     # user text (visibly, by the data layer's encode_prompt) and their answers flagged ``truncated``.
     max_prompt_tokens: Optional[int] = None
     show_progress: bool = True
-    wandb_project: Optional[str] = "mc16k"  # null: no W&B run; mode from WANDB_MODE (default offline)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,11 @@ class AnswerTarget:
     base_model: str  # the base's name_or_path (a baseline: what it was tuned from, if known)
     data_split: str | None = None  # finetuned only
     adapter_dir: Path | None = None  # finetuned only
+    run_id: str | None = None  # finetuned only: the training run's id
 
     def row_fields(self) -> dict[str, Any]:
         """The fields every answer row of this target carries."""
-        return {"kind": self.kind, "base_model": self.base_model, "data_split": self.data_split}
+        return {"kind": self.kind, "base_model": self.base_model, "data_split": self.data_split, "run_id": self.run_id}
 
 
 def base_target(model_cfg: DictConfig, quant_cfg: DictConfig) -> AnswerTarget:
@@ -70,7 +71,8 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), meta["model"])
         quant_cfg = OmegaConf.merge(OmegaConf.structured(QuantConfig), meta["quant"])
-        split = str(meta["data"]["name"])
+        split = str(meta["data_split"])
+        run_id = str(meta["run_id"])
     except FileNotFoundError as err:
         raise FileNotFoundError(f"training run {run_dir} is marked done but has no {meta_path}") from err
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
@@ -83,6 +85,7 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
         base_model=model_cfg.name_or_path,
         data_split=split,
         adapter_dir=meta_path.parent,
+        run_id=run_id,
     )
 
 
@@ -105,15 +108,13 @@ def finished_runs(path: str | Path) -> list[Path]:
 
 
 def sweep_targets(path: str | Path, with_base_models: bool) -> list[AnswerTarget]:
-    """Every finished run below ``path``, each base model first (once, with its runs' quantization)."""
+    """Every finished run below ``path``, each base model first (once, with its runs' quantization).
+
+    Runs of the same model and split (e.g. a seed sweep) get their run id appended to the model id.
+    """
     runs = [finetuned_target(run) for run in finished_runs(path)]
     clashes = {mid for mid, count in Counter(t.model_id for t in runs).items() if count > 1}
-    runs = [
-        AnswerTarget(**{**t.__dict__, "model_id": f"{t.model_id}-{t.adapter_dir.parent.name}"})
-        if t.model_id in clashes
-        else t
-        for t in runs
-    ]
+    runs = [replace(t, model_id=f"{t.model_id}-{t.run_id}") if t.model_id in clashes else t for t in runs]
     targets: list[AnswerTarget] = []
     for run in runs:
         if with_base_models and all(t.model_id != run.model.name for t in targets):

@@ -1,36 +1,36 @@
-"""Throughput to W&B: offline unless WANDB_MODE says otherwise, always finished, run dir logged."""
+"""Inference throughput to the job's tracker, through the shared run wrapper (W&B offline by default)."""
 
 from __future__ import annotations
 
-import logging
-import os
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from mc16k.inference.runner import MetricsLogger
-
-log = logging.getLogger(__name__)
+from mc16k.runs.tracking import LoggerKind, RunLabels, logger_config, tracked_run
 
 
 @contextmanager
-def wandb_metrics(cfg: DictConfig) -> Iterator[MetricsLogger]:
-    """A W&B run for this infer job (none when ``infer.wandb_project`` is null); yields a metrics logger."""
-    if not cfg.infer.wandb_project:
+def tracker_metrics(cfg: DictConfig) -> Iterator[MetricsLogger]:
+    """A metrics logger writing to ``cfg.logger`` (wandb or csv) for this infer job; a no-op for none."""
+    logger_cfg = logger_config(cfg.logger)
+    if logger_cfg.kind is LoggerKind.none:
         yield lambda metrics: None
         return
-    import wandb
-
-    run = wandb.init(
-        project=cfg.infer.wandb_project,
-        job_type="infer",
-        mode=os.environ.get("WANDB_MODE", "offline"),
-        dir=cfg.paths.output_dir,
-        config=OmegaConf.to_container(cfg, resolve=True),
+    output_dir = Path(cfg.paths.output_dir)
+    labels = RunLabels(
+        run_id="infer-" + hashlib.sha256(str(output_dir.resolve()).encode()).hexdigest()[:12], name=f"infer {cfg.benchmark.name}", group="infer", tags=["infer", cfg.benchmark.name]
     )
-    log.info("W&B run %s in %s", run.id, run.dir)
-    try:
-        yield run.log
-    finally:
-        run.finish()
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    with tracked_run(logger_cfg, labels, config, output_dir, is_rank_zero=True) as logger:
+        step = 0
+
+        def log_metrics(metrics: dict[str, float]) -> None:
+            nonlocal step
+            logger.log_metrics(metrics, step=step)
+            step += 1
+
+        yield log_metrics
