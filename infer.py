@@ -1,8 +1,8 @@
 """Answer a benchmark with base models, fine-tuned runs and baselines (see conf/infer.yaml).
 
-    python infer.py model=mistral-7b                       # a base model
-    python infer.py infer.from_runs=multirun/paper infer.baselines='[samantha-1.11-7b]'
-    python infer.py experiment=demo                        # the CPU demo: base SmolLM2 + its demo adapter
+python infer.py model=mistral-7b                       # a base model
+python infer.py infer.from_runs=multirun/paper infer.baselines='[samantha-1.11-7b]'
+python infer.py experiment=demo                        # the CPU demo: base SmolLM2 + its demo adapter
 """
 
 from __future__ import annotations

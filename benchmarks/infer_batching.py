@@ -47,7 +47,9 @@ def timed(engine: HFEngine, prompts, seeds, params, batch_size: int):
     started = time.perf_counter()
     completions = []
     for start in range(0, len(prompts), batch_size):
-        completions += engine.generate(prompts[start : start + batch_size], seeds[start : start + batch_size], params)
+        completions += engine.generate(
+            prompts[start : start + batch_size], seeds[start : start + batch_size], params
+        )
     return completions, time.perf_counter() - started
 
 
@@ -59,7 +61,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--max-prompt-tokens", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
@@ -71,7 +75,9 @@ def main() -> None:
         quant = OmegaConf.structured(QuantConfig(enabled=False))
         engine = HFEngine(load_for_inference(model_cfg, quant, cache_dir=ROOT / ".cache"), tokenizer)
         questions = read_questions(args.questions)[: args.n]
-        encoded = [encode_prompt(tokenizer, model_cfg, SYSTEM, q.text, args.max_prompt_tokens) for q in questions]
+        encoded = [
+            encode_prompt(tokenizer, model_cfg, SYSTEM, q.text, args.max_prompt_tokens) for q in questions
+        ]
         order = sorted(range(len(questions)), key=lambda i: -len(encoded[i].input_ids))
         prompts = [encoded[i].input_ids for i in order]
         seeds = [question_seed(42, questions[i].question_id) for i in order]
@@ -82,9 +88,13 @@ def main() -> None:
         single, single_s = timed(engine, prompts, seeds, params, 1)
 
     tokens = sum(c.completion_tokens for c in batched)
-    print(f"model={args.model} questions={len(prompts)} prompt tokens<={args.max_prompt_tokens} "
-          f"max_new_tokens={args.max_new_tokens} torch threads={torch.get_num_threads()}")
-    print(f"one at a time : {single_s:7.2f} s  {sum(c.completion_tokens for c in single) / single_s:8.1f} tok/s")
+    print(
+        f"model={args.model} questions={len(prompts)} prompt tokens<={args.max_prompt_tokens} "
+        f"max_new_tokens={args.max_new_tokens} torch threads={torch.get_num_threads()}"
+    )
+    print(
+        f"one at a time : {single_s:7.2f} s  {sum(c.completion_tokens for c in single) / single_s:8.1f} tok/s"
+    )
     print(f"batch of {args.batch_size:<4} : {batched_s:7.2f} s  {tokens / batched_s:8.1f} tok/s")
     print(f"speed-up      : {single_s / batched_s:.1f}x   identical answers: {batched == single}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from infer_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mc16k.inference.config import GenerationConfig
@@ -47,7 +48,7 @@ def test_sampling_depends_on_the_row_seed_not_on_the_batch(engine, prompts):
     params = GenerationConfig(max_new_tokens=12)
     seeds = [question_seed(42, qid) for qid in range(len(prompts))]
     batched = engine.generate(prompts, seeds, params)
-    assert batched == [engine.generate([p], [s], params)[0] for p, s in zip(prompts, seeds)]
+    assert batched == [engine.generate([p], [s], params)[0] for p, s in zip(prompts, seeds, strict=True)]
     assert batched[::-1] == engine.generate(prompts[::-1], seeds[::-1], params)
     other_seeds = engine.generate(prompts, [s + 1 for s in seeds], params)
     assert batched != other_seeds

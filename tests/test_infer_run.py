@@ -6,7 +6,7 @@ import json
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from infer_helpers import REAL_QUESTIONS, compose_infer, tiny_overrides
+from infer_helpers import REAL_QUESTIONS, compose_infer, one_torch_thread, tiny_overrides  # noqa: F401 (autouse)
 
 from mc16k.inference.runner import run_inference
 from mc16k.inference.store import read_answers
@@ -98,7 +98,11 @@ def test_paper_defaults_and_engine_choice_compose(tmp_path):
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("infer.generation.temprature=0.5", "temprature"), ("infer.rounds=many", "infer.rounds"), ("benchmark.n=x", "benchmark.n")],
+    [
+        ("infer.generation.temprature=0.5", "temprature"),
+        ("infer.rounds=many", "infer.rounds"),
+        ("benchmark.n=x", "benchmark.n"),
+    ],
 )
 def test_bad_infer_keys_fail_at_compose_naming_the_key(override, key):
     with pytest.raises(ConfigCompositionException) as info:

@@ -6,11 +6,10 @@ import json
 import multiprocessing
 
 import pytest
+from infer_helpers import REAL_QUESTIONS
 
 from mc16k.inference.benchmark import read_questions, select_subset
 from mc16k.inference.store import add_answers, answer_path, read_answers
-
-from infer_helpers import REAL_QUESTIONS
 
 
 def row(qid, text="answer"):
@@ -30,7 +29,11 @@ def test_add_skips_existing_question_ids_and_leaves_only_complete_lines(tmp_path
     rows = read_answers(path)
     assert sorted(rows) == [1, 2, 3] and rows[1]["choices"][0]["turns"] == ["answer"]
     text = path.read_text()
-    assert text.endswith("\n") and [json.loads(line)["question_id"] for line in text.splitlines()] == [1, 2, 3]
+    assert text.endswith("\n") and [json.loads(line)["question_id"] for line in text.splitlines()] == [
+        1,
+        2,
+        3,
+    ]
     assert sorted(p.name for p in path.parent.iterdir()) == ["round-1.jsonl"]  # no temp or lock files left
 
 

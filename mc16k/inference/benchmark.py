@@ -41,7 +41,12 @@ def read_questions(path: str | Path) -> list[Question]:
             if qid in seen:
                 raise ValueError(f"{where}: duplicate question_id {qid!r}")
             turns = row.get("turns")
-            if not isinstance(turns, list) or not turns or not isinstance(turns[0], str) or not turns[0].strip():
+            if (
+                not isinstance(turns, list)
+                or not turns
+                or not isinstance(turns[0], str)
+                or not turns[0].strip()
+            ):
                 raise ValueError(f"{where}: field 'turns' must be a non-empty list whose first item is text")
             seen.add(qid)
             questions.append(Question(qid, str(row.get("category", "")), turns[0]))

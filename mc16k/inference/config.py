@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
 
 
 @dataclass
@@ -16,7 +15,7 @@ class BenchmarkConfig:
 
     name: str = "???"  # directory name under answers_dir; a subset answers into the same dir (same keys)
     path: str = "???"
-    n: Optional[int] = None  # null: every question; paper's significance test: n=50 with seed=42
+    n: int | None = None  # null: every question; paper's significance test: n=50 with seed=42
     seed: int = 42
 
 
@@ -59,13 +58,13 @@ class InferConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     rounds: int = 1  # paper's significance test: 5
-    round_seeds: Optional[List[int]] = None  # null: round k (1-based) uses seed + k - 1
+    round_seeds: list[int] | None = None  # null: round k (1-based) uses seed + k - 1
     # A training run dir or a sweep dir: answers every finished run below it (done.json) and, with
     # ``with_base_models``, each of their base models. Null: answers ``baseline`` if set, else ``model``.
-    from_runs: Optional[str] = None
+    from_runs: str | None = None
     with_base_models: bool = True
-    baselines: List[str] = field(default_factory=list)  # names in conf/baseline/ answered as well
+    baselines: list[str] = field(default_factory=list)  # names in conf/baseline/ answered as well
     # Prompt budget: null = model.max_context - generation.max_new_tokens. Longer questions are cut in the
     # user text (visibly, by the data layer's encode_prompt) and their answers flagged ``truncated``.
-    max_prompt_tokens: Optional[int] = None
+    max_prompt_tokens: int | None = None
     show_progress: bool = True

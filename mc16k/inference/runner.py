@@ -151,7 +151,10 @@ def answer_target(
             f"infer.generation.max_new_tokens={params.max_new_tokens}"
         )
     tokenizer = load_target_tokenizer(target)
-    prompts = {q.question_id: encode_prompt(tokenizer, target.model, cfg.prompt.system, q.text, budget) for q in questions}
+    prompts = {
+        q.question_id: encode_prompt(tokenizer, target.model, cfg.prompt.system, q.text, budget)
+        for q in questions
+    }
     report = TargetReport(target.model_id, target.kind)
     report.truncated = sum(p.truncated for p in prompts.values())
     if report.truncated:
@@ -164,7 +167,8 @@ def answer_target(
             [qid for qid, p in prompts.items() if p.truncated],
         )
     paths = {
-        k: answer_path(cfg.paths.answers_dir, cfg.benchmark.name, target.model_id, k) for k in range(1, len(seeds) + 1)
+        k: answer_path(cfg.paths.answers_dir, cfg.benchmark.name, target.model_id, k)
+        for k in range(1, len(seeds) + 1)
     }
     report.files = [str(p) for p in paths.values()]
     fingerprint = generation_fingerprint(params)
@@ -251,7 +255,12 @@ def summary_table(reports: list[TargetReport]) -> Table:
         table.add_column(column)
     for r in reports:
         table.add_row(
-            r.model_id, r.kind, str(r.answered), str(r.already_done), str(r.truncated), f"{r.tokens_per_s:.1f}"
+            r.model_id,
+            r.kind,
+            str(r.answered),
+            str(r.already_done),
+            str(r.truncated),
+            f"{r.tokens_per_s:.1f}",
         )
     return table
 
@@ -264,7 +273,9 @@ def _no_metrics() -> Iterator[MetricsLogger]:
 def run_inference(cfg: DictConfig, metrics_logger=_no_metrics) -> list[TargetReport]:
     """Answer ``cfg.benchmark`` with every target the config names; return one report per target."""
     questions = load_benchmark(cfg.benchmark)
-    round_seeds(cfg.seed, cfg.infer.rounds, cfg.infer.round_seeds)  # fail on bad seeds before loading anything
+    round_seeds(
+        cfg.seed, cfg.infer.rounds, cfg.infer.round_seeds
+    )  # fail on bad seeds before loading anything
     targets = resolve_targets(cfg)
     log.info(
         "answering %d question(s) x %d round(s) of %s with %d target(s): %s",

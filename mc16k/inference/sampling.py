@@ -42,7 +42,9 @@ class PerRowSampler(LogitsProcessor):
 
     def __init__(self, seeds: list[int], params: GenerationConfig, device: torch.device | str):
         if params.temperature <= 0:
-            raise ValueError(f"infer.generation.temperature must be > 0 when sampling, got {params.temperature}")
+            raise ValueError(
+                f"infer.generation.temperature must be > 0 when sampling, got {params.temperature}"
+            )
         if not 0 < params.top_p <= 1:
             raise ValueError(f"infer.generation.top_p must be in (0, 1], got {params.top_p}")
         self.params = params

@@ -42,7 +42,12 @@ def read_answers(path: str | Path) -> dict[int | str, dict]:
             qid = row["question_id"]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             if index == last:
-                log.warning("%s:%d: dropping a torn last line (%s); that question is answered again", path, index + 1, err)
+                log.warning(
+                    "%s:%d: dropping a torn last line (%s); that question is answered again",
+                    path,
+                    index + 1,
+                    err,
+                )
                 continue
             raise ValueError(f"{path}:{index + 1}: not an answer row ({err})") from err
         if qid in rows:
@@ -96,5 +101,8 @@ def add_answers(path: str | Path, new_rows: list[dict]) -> int:
                 rows[row["question_id"]] = row
                 added += 1
         if added:
-            _write_atomically(path, sorted(rows.values(), key=lambda r: (isinstance(r["question_id"], str), r["question_id"])))
+            _write_atomically(
+                path,
+                sorted(rows.values(), key=lambda r: (isinstance(r["question_id"], str), r["question_id"])),
+            )
     return added

@@ -38,7 +38,12 @@ class AnswerTarget:
 
     def row_fields(self) -> dict[str, Any]:
         """The fields every answer row of this target carries."""
-        return {"kind": self.kind, "base_model": self.base_model, "data_split": self.data_split, "run_id": self.run_id}
+        return {
+            "kind": self.kind,
+            "base_model": self.base_model,
+            "data_split": self.data_split,
+            "run_id": self.run_id,
+        }
 
 
 def base_target(model_cfg: DictConfig, quant_cfg: DictConfig) -> AnswerTarget:
@@ -60,7 +65,9 @@ def load_baseline_config(name: str, conf_dir: str | Path | None = None) -> DictC
     path = Path(conf_dir or Path(project_root()) / "conf") / "baseline" / f"{name}.yaml"
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise FileNotFoundError(f"infer.baselines: no baseline {name!r} ({path} missing); available: {available}")
+        raise FileNotFoundError(
+            f"infer.baselines: no baseline {name!r} ({path} missing); available: {available}"
+        )
     return OmegaConf.merge(OmegaConf.structured(BaselineConfig), OmegaConf.load(path))
 
 
@@ -98,10 +105,14 @@ def finished_runs(path: str | Path) -> list[Path]:
         return [root]
     done = sorted(marker.parent for marker in root.rglob(DONE_MARKER))
     unfinished = sorted(
-        meta.parents[1] for meta in root.rglob(f"adapter/{RUN_METADATA}") if not (meta.parents[1] / DONE_MARKER).exists()
+        meta.parents[1]
+        for meta in root.rglob(f"adapter/{RUN_METADATA}")
+        if not (meta.parents[1] / DONE_MARKER).exists()
     )
     if unfinished:
-        log.warning("skipping %d unfinished run(s) under %s: %s", len(unfinished), root, [str(p) for p in unfinished])
+        log.warning(
+            "skipping %d unfinished run(s) under %s: %s", len(unfinished), root, [str(p) for p in unfinished]
+        )
     if not done:
         raise FileNotFoundError(f"infer.from_runs: no finished training run (done.json) under {root}")
     return done
@@ -124,16 +135,13 @@ def sweep_targets(path: str | Path, with_base_models: bool) -> list[AnswerTarget
 
 
 def resolve_targets(cfg: DictConfig) -> list[AnswerTarget]:
-    """Targets named by the config: a sweep's runs (``infer.from_runs``), else ``baseline``, else ``model``;
-    then each of ``infer.baselines``."""
-    if cfg.infer.from_runs:
-        targets = sweep_targets(cfg.infer.from_runs, cfg.infer.with_base_models)
-    elif cfg.baseline is not None:
-        targets = [baseline_target(cfg.baseline, cfg.quant)]
-    else:
-        targets = [base_target(cfg.model, cfg.quant)]
-    for name in cfg.infer.baselines:
-        target = baseline_target(load_baseline_config(name), cfg.quant)
+    """Targets the config names, in order: a sweep's runs and their bases (``infer.from_runs``), the
+    ``baseline`` group's choice, each of ``infer.baselines``; the ``model`` base when none of these is set."""
+    targets = sweep_targets(cfg.infer.from_runs, cfg.infer.with_base_models) if cfg.infer.from_runs else []
+    baselines = [cfg.baseline] if cfg.baseline is not None else []
+    baselines += [load_baseline_config(name) for name in cfg.infer.baselines]
+    for baseline_cfg in baselines:
+        target = baseline_target(baseline_cfg, cfg.quant)
         if all(t.model_id != target.model_id for t in targets):
             targets.append(target)
-    return targets
+    return targets or [base_target(cfg.model, cfg.quant)]

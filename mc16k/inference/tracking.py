@@ -22,7 +22,10 @@ def tracker_metrics(cfg: DictConfig) -> Iterator[MetricsLogger]:
         return
     output_dir = Path(cfg.paths.output_dir)
     labels = RunLabels(
-        run_id="infer-" + hashlib.sha256(str(output_dir.resolve()).encode()).hexdigest()[:12], name=f"infer {cfg.benchmark.name}", group="infer", tags=["infer", cfg.benchmark.name]
+        run_id="infer-" + hashlib.sha256(str(output_dir.resolve()).encode()).hexdigest()[:12],
+        name=f"infer {cfg.benchmark.name}",
+        group="infer",
+        tags=["infer", cfg.benchmark.name],
     )
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     with tracked_run(logger_cfg, labels, config, output_dir, is_rank_zero=True) as logger:

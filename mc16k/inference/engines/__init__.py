@@ -20,7 +20,9 @@ class Completion:
 
 
 class Engine(Protocol):
-    def generate(self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig) -> list[Completion]:
+    def generate(
+        self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig
+    ) -> list[Completion]:
         """Complete each prompt (token ids, unpadded); ``seeds[i]`` seeds prompt i's sampling."""
         ...
 

@@ -20,7 +20,9 @@ def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     if not ids:
-        raise ValueError(f"{model.name_or_path}: neither model nor tokenizer defines an end-of-sequence token")
+        raise ValueError(
+            f"{model.name_or_path}: neither model nor tokenizer defines an end-of-sequence token"
+        )
     return sorted(ids)
 
 
@@ -34,7 +36,9 @@ def padding_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fallb
     return pad if pad is not None and pad < model.get_input_embeddings().num_embeddings else fallback
 
 
-def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(
+    prompts: list[list[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch unequal prompts with padding on the left, so every row's next token sits in the last column."""
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -55,7 +59,9 @@ class HFEngine:
         self.pad_id = padding_id(model, tokenizer, self.stop_ids[0])
 
     @torch.inference_mode()
-    def generate(self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig) -> list[Completion]:
+    def generate(
+        self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig
+    ) -> list[Completion]:
         input_ids, attention_mask = left_pad(prompts, self.pad_id, self.model.device)
         processors = LogitsProcessorList()
         if params.do_sample:

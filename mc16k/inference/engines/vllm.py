@@ -25,7 +25,9 @@ class VLLMEngine:
     def __init__(self, engine_cfg: EngineConfig, target: AnswerTarget, tokenizer: PreTrainedTokenizerBase):
         model_cfg = target.model
         if model_cfg.gguf_file is not None:
-            raise ValueError(f"model {model_cfg.name!r}: engine=vllm does not load GGUF files here; use engine=hf")
+            raise ValueError(
+                f"model {model_cfg.name!r}: engine=vllm does not load GGUF files here; use engine=hf"
+            )
         quantized = bool(target.quant.enabled)
         self.llm = LLM(
             model=model_cfg.name_or_path,
@@ -41,10 +43,14 @@ class VLLMEngine:
             trust_remote_code=model_cfg.trust_remote_code,
         )
         self.lora = (
-            LoRARequest(target.model_id, 1, str(target.adapter_dir)) if target.adapter_dir is not None else None
+            LoRARequest(target.model_id, 1, str(target.adapter_dir))
+            if target.adapter_dir is not None
+            else None
         )
 
-    def generate(self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig) -> list[Completion]:
+    def generate(
+        self, prompts: list[list[int]], seeds: list[int], params: GenerationConfig
+    ) -> list[Completion]:
         sampling = [
             SamplingParams(
                 temperature=params.temperature if params.do_sample else 0.0,
@@ -56,13 +62,20 @@ class VLLMEngine:
             for seed in seeds
         ]
         outputs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=p) for p in prompts], sampling, lora_request=self.lora, use_tqdm=False
+            [TokensPrompt(prompt_token_ids=p) for p in prompts],
+            sampling,
+            lora_request=self.lora,
+            use_tqdm=False,
         )
         completions = []
         for output in outputs:
             best = output.outputs[0]
             completions.append(
-                Completion(best.text.strip(), len(best.token_ids), "length" if best.finish_reason == "length" else "stop")
+                Completion(
+                    best.text.strip(),
+                    len(best.token_ids),
+                    "length" if best.finish_reason == "length" else "stop",
+                )
             )
         return completions
 
