@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from infer_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mc16k.inference.config import GenerationConfig
-from mc16k.inference.engines.hf import HFEngine, left_pad
+from mc16k.inference.engines.hf import HFEngine, first_stop, left_pad
 from mc16k.inference.sampling import question_seed, round_seeds
 
 TEXTS = [
@@ -75,3 +77,14 @@ def test_vllm_engine_imports_only_when_installed():
     from mc16k.inference.engines.vllm import VLLMEngine
 
     assert callable(VLLMEngine.generate)
+
+
+def test_a_stop_string_ends_generation_and_is_cut_from_the_answer(engine, prompts):
+    free = engine.generate(prompts[:1], [0], GenerationConfig(do_sample=False, max_new_tokens=24))[0]
+    stop = re.findall(r"[a-z]{3}", free.text[4:])[0]  # plain letters: a string tokens can spell
+    params = GenerationConfig(do_sample=False, max_new_tokens=24, stop_strings=["never there", stop])
+    (stopped,) = engine.generate(prompts[:1], [0], params)
+    assert stopped.finish_reason == "stop" and stop not in stopped.text
+    assert free.text.startswith(stopped.text) and stopped.completion_tokens < free.completion_tokens
+    assert first_stop("abc USER: x ### Input:", ["### Input:", "USER:"]) == 4
+    assert first_stop("no marker", ["USER:"]) is None

@@ -49,6 +49,9 @@ class GenerationConfig:
     top_p: float = 1.0
     top_k: int = 0  # 0: no top-k cut
     max_new_tokens: int = 512
+    # Generation stops at (and the answer is cut before) any of these: the alpaca/vicuna templates' next-turn
+    # markers, which base models otherwise go on to write. Chat-template models stop at their end-of-turn token.
+    stop_strings: list[str] = field(default_factory=lambda: ["### Instruction:", "### Input:", "USER:"])
 
 
 @dataclass

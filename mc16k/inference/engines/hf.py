@@ -26,6 +26,12 @@ def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -
     return sorted(ids)
 
 
+def first_stop(text: str, stop_strings: list[str]) -> int | None:
+    """Index where the earliest stop string starts in ``text``; None when there is none."""
+    found = [index for stop in stop_strings if (index := text.find(stop)) >= 0]
+    return min(found) if found else None
+
+
 def padding_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fallback: int) -> int:
     """The tokenizer's pad id when the model has an embedding for it, else ``fallback`` (an EOS id).
 
@@ -72,25 +78,31 @@ class HFEngine:
             max_new_tokens=params.max_new_tokens,
             eos_token_id=self.stop_ids,
             pad_token_id=self.pad_id,
+            stop_strings=list(params.stop_strings) or None,
         )
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=hf_params,
             logits_processor=processors,
+            tokenizer=self.tokenizer,  # generate needs it to match stop strings
         )
-        completions = []
-        for row in output[:, input_ids.shape[1] :].tolist():
-            stop_at = next((i for i, token in enumerate(row) if token in self.stop_ids), None)
-            tokens = row if stop_at is None else row[:stop_at]
-            completions.append(
-                Completion(
-                    text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
-                    completion_tokens=len(tokens) + (stop_at is not None),
-                    finish_reason="length" if stop_at is None else "stop",
-                )
-            )
-        return completions
+        return [
+            self._completion(row, params.stop_strings) for row in output[:, input_ids.shape[1] :].tolist()
+        ]
+
+    def _completion(self, row: list[int], stop_strings: list[str]) -> Completion:
+        """Decode one generated row: cut at the first end-of-sequence token or stop string."""
+        eos_at = next((i for i, token in enumerate(row) if token in self.stop_ids), None)
+        tokens = row if eos_at is None else row[:eos_at]
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = first_stop(text, stop_strings)
+        if cut is not None:
+            while tokens and tokens[-1] == self.pad_id:  # generate pads a row once its stop string appeared
+                tokens = tokens[:-1]
+            return Completion(text[:cut].strip(), len(tokens), "stop")
+        finish = "length" if eos_at is None else "stop"
+        return Completion(text.strip(), len(tokens) + (eos_at is not None), finish)
 
     def close(self) -> None:
         del self.model

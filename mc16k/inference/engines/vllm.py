@@ -57,6 +57,7 @@ class VLLMEngine:
                 top_p=params.top_p if params.do_sample else 1.0,
                 top_k=params.top_k if params.do_sample and params.top_k > 0 else -1,
                 max_tokens=params.max_new_tokens,
+                stop=list(params.stop_strings),
                 seed=seed,
             )
             for seed in seeds
