@@ -59,11 +59,9 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "data" / "question.jsonl")
     parser.add_argument("--n", type=int, default=32, help="questions answered in each mode")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-prompt-tokens", type=int, default=256)
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 = torch's default")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
