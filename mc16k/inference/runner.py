@@ -64,6 +64,7 @@ class _WorkItem:
     round_index: int
     round_seed: int
     prompt: EncodedPrompt
+    prompt_hash: str
 
 
 def generation_fingerprint(params: GenerationConfig) -> dict:
@@ -96,13 +97,12 @@ def _progress(enabled: bool) -> Progress:
 
 
 def _pending_work(
-    target: AnswerTarget,
     prompts: dict[int | str, EncodedPrompt],
+    hashes: dict[int | str, str],
     questions: list[Question],
     seeds: list[int],
     paths: dict[int, Path],
     fingerprint: dict,
-    prompt_version: str,
 ) -> tuple[list[_WorkItem], int]:
     """(items still to answer, count already on disk); refuses files made with other prompts or settings."""
     pending: list[_WorkItem] = []
@@ -114,21 +114,22 @@ def _pending_work(
             for q in questions
             if (row := existing.get(qid := q.question_id)) is not None
             and (
-                row.get("prompt_hash") != prompt_hash(prompts[qid], prompt_version)
+                row.get("prompt_hash") != hashes[qid]
                 or row.get("generation") != fingerprint
                 or row.get("seed") != seed
             )
         ]
         if stale:
             raise ValueError(
-                f"{paths[round_index]}: {len(stale)} answer(s) (question ids {stale[:5]}...) were made with another "
+                f"{paths[round_index]}: {len(stale)} answer(s) (question ids {stale[:5]}) were made with another "
                 "prompt, generation settings or seed; move the file away or answer into another paths.answers_dir"
             )
         for q in questions:
             if q.question_id in existing:
                 done += 1
             else:
-                pending.append(_WorkItem(q, round_index, seed, prompts[q.question_id]))
+                qid = q.question_id
+                pending.append(_WorkItem(q, round_index, seed, prompts[qid], hashes[qid]))
     # longest first: the largest batch runs (and fails, if memory is short) first; similar lengths pad little
     pending.sort(key=lambda item: -len(item.prompt.input_ids))
     return pending, done
@@ -150,6 +151,11 @@ def answer_target(
             f"model {target.model.name!r}: max_context={target.model.max_context} leaves no prompt room after "
             f"infer.generation.max_new_tokens={params.max_new_tokens}"
         )
+    if target.prompt_version not in (None, cfg.prompt.version):
+        log.warning(
+            "%s was trained with prompt version %s but is asked with %s (prompt=%s)",
+            target.model_id, target.prompt_version, cfg.prompt.version, cfg.prompt.name,
+        )  # fmt: skip
     tokenizer = load_target_tokenizer(target)
     prompts = {
         q.question_id: encode_prompt(tokenizer, target.model, cfg.prompt.system, q.text, budget)
@@ -172,9 +178,8 @@ def answer_target(
     }
     report.files = [str(p) for p in paths.values()]
     fingerprint = generation_fingerprint(params)
-    pending, report.already_done = _pending_work(
-        target, prompts, questions, seeds, paths, fingerprint, cfg.prompt.version
-    )
+    hashes = {qid: prompt_hash(prompt, cfg.prompt.version) for qid, prompt in prompts.items()}
+    pending, report.already_done = _pending_work(prompts, hashes, questions, seeds, paths, fingerprint)
     task = progress.add_task(target.model_id, total=len(pending), tokens_per_s=0.0)
     if not pending:
         log.info("%s: all %d answers already on disk", target.model_id, report.already_done)
@@ -218,7 +223,7 @@ def _answer_batch(
     seconds = time.perf_counter() - started
     rows_by_round: dict[int, list[dict]] = defaultdict(list)
     for item, completion, sample_seed in zip(batch, completions, sample_seeds, strict=True):
-        phash = prompt_hash(item.prompt, prompt_version)
+        phash = item.prompt_hash
         qid = item.question.question_id
         rows_by_round[item.round_index].append(
             {

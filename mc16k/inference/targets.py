@@ -35,6 +35,7 @@ class AnswerTarget:
     data_split: str | None = None  # finetuned only
     adapter_dir: Path | None = None  # finetuned only
     run_id: str | None = None  # finetuned only: the training run's id
+    prompt_version: str | None = None  # finetuned only: the prompt version it was trained with
 
     def row_fields(self) -> dict[str, Any]:
         """The fields every answer row of this target carries."""
@@ -80,6 +81,7 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
         quant_cfg = OmegaConf.merge(OmegaConf.structured(QuantConfig), meta["quant"])
         split = str(meta["data_split"])
         run_id = str(meta["run_id"])
+        prompt_version = meta["prompt"]["version"]
     except FileNotFoundError as err:
         raise FileNotFoundError(f"training run {run_dir} is marked done but has no {meta_path}") from err
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
@@ -93,6 +95,7 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
         data_split=split,
         adapter_dir=meta_path.parent,
         run_id=run_id,
+        prompt_version=prompt_version,
     )
 
 
