@@ -103,7 +103,9 @@ def finished_runs(path: str | Path) -> list[Path]:
     """Run dirs at or below ``path`` holding a ``done.json`` (a single run dir or a whole sweep dir)."""
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"infer.from_runs: {root} is not a directory")
+        raise FileNotFoundError(
+            f"infer.from_runs: {root} is not a directory (train the runs first with train.py)"
+        )
     if (root / DONE_MARKER).is_file():
         return [root]
     done = sorted(marker.parent for marker in root.rglob(DONE_MARKER))
