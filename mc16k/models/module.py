@@ -6,6 +6,7 @@ loss on response tokens only. Checkpoints keep the trainable (LoRA) weights and 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any, Callable
@@ -15,6 +16,8 @@ import torch
 from torchmetrics import MeanMetric
 
 from mc16k.data.formatting import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", "labels")
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -54,7 +57,9 @@ class CausalLMFineTuner(L.LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {key: batch[key] for key in MODEL_INPUTS if key in batch}
-        return self.model(**inputs).loss
+        # No KV cache: with one, transformers ignores the per-example position ids of packed rows and the
+        # packed examples attend to each other.
+        return self.model(**inputs, use_cache=False).loss
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._batch_started = time.perf_counter()
@@ -98,3 +103,6 @@ class CausalLMFineTuner(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.trainable_state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        log.info("resuming at optimizer step %d (epoch %d)", checkpoint["global_step"], checkpoint["epoch"])
