@@ -229,3 +229,28 @@ def test_qlora_gradients_through_the_4bit_base_equal_those_of_its_dequantized_co
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name, grad in grads[1].items():
         assert torch.allclose(grads[0][name], grad, atol=1e-5), name
+
+
+@pytest.mark.parametrize("launcher, target", [
+    ("local", "BasicLauncher"), ("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher"),
+])  # fmt: skip
+def test_launcher_presets_compose_with_gpus_per_job_from_the_trainer(launcher, target):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}", "trainer.devices=4"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 4 and cfg.hydra.launcher.tasks_per_node == 4
+    assert cfg.hydra.sweep.subdir == "mistral-7b__both" and cfg.hydra.sweep.dir.endswith("multirun/default")
+
+
+def test_fsdp_preset_stores_4bit_weights_in_the_compute_dtype_and_a_mismatch_is_refused():
+    from mc16k.models.training import check_fsdp_quant_storage
+
+    cfg = compose_train(["trainer=fsdp", "paths.output_dir=/unused"])
+    assert cfg.quant.quant_storage == cfg.quant.compute_dtype
+    assert cfg.trainer.strategy._target_.endswith("FSDPStrategy")
+    check_fsdp_quant_storage(cfg)
+    cfg.quant.quant_storage = "uint8"
+    with pytest.raises(ValueError, match="quant.quant_storage"):
+        check_fsdp_quant_storage(cfg)
