@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mc16k.llm.config import LLMConfig, Provider
-from mc16k.llm.local_hf import SCORE_CHOICES, LocalHFScorer
+from mc16k.llm.local_hf import SCORE_CHOICES, LocalHFScorer, _common_prefix_len
 
 SYSTEM = "You are an impartial expert evaluator of counseling responses."
 USER = "[The person's message]\nI cannot sleep.\n\n[The assistant's response]\nTry a regular bedtime.\n\nRate it."
@@ -22,7 +22,7 @@ def brute_force(scorer: LocalHFScorer, context: str, prefix: str) -> dict[str, f
     for choice in SCORE_CHOICES:
         full = scorer._ids(context + prefix + choice)
         base = scorer._ids(context + prefix)
-        shared = next((i for i, (a, b) in enumerate(zip(full, base)) if a != b), min(len(full), len(base)))
+        shared = _common_prefix_len(full, base)
         with torch.no_grad():
             logits = scorer.model(input_ids=torch.tensor([full])).logits[0].float()
         log_probs = torch.log_softmax(logits, dim=-1)
@@ -35,7 +35,7 @@ def brute_force(scorer: LocalHFScorer, context: str, prefix: str) -> dict[str, f
 
 def check_scorer(scorer: LocalHFScorer) -> None:
     first = scorer.score(SYSTEM, USER, PREFIXES)
-    scorer.score(SYSTEM, "something else entirely", PREFIXES)  # moves the cache elsewhere
+    scorer.score(SYSTEM, "something else entirely", PREFIXES[:1])  # moves the cache elsewhere
     again = scorer.score(SYSTEM, USER, PREFIXES)
     context = scorer._render(SYSTEM, USER)
     for dist, repeat, prefix in zip(first, again, PREFIXES, strict=True):

@@ -63,7 +63,6 @@ class LocalHFScorer:
         self._cache_argument = "cache" if "cache" in forward_args else "past_key_values"  # renamed in transformers 5
         self._cache = None
         self._cached_ids: list[int] = []
-        self._last_logits: torch.Tensor | None = None
 
     def _render(self, system: str, user: str) -> str:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -74,47 +73,94 @@ class LocalHFScorer:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
-    def _advance(self, target: list[int], max_keep: int | None = None) -> torch.Tensor:
-        """Bring the KV cache to exactly ``target``, reusing at most ``max_keep`` cached tokens of the shared
-        prefix; returns the next-token log-probs at every fed position."""
+    def _cache_to(self, target: list[int]) -> None:
+        """Bring the KV cache to exactly ``target``, computing only what is not already cached."""
         from transformers import DynamicCache
 
-        keep = min(_common_prefix_len(self._cached_ids, target), len(target) - 1)  # feed >= 1 token
-        if max_keep is not None:
-            keep = min(keep, max_keep)
+        keep = _common_prefix_len(self._cached_ids, target)
         if self._cache is None or keep == 0:
-            self._cache, keep = DynamicCache(), 0
+            self._cache, self._cached_ids, keep = DynamicCache(), [], 0
         elif len(self._cached_ids) > keep:
-            self._cache.crop(keep - len(self._cached_ids))  # negative: tokens to drop (every transformers version)
-        feed = torch.tensor([target[keep:]], dtype=torch.long, device=self.device)
-        with torch.no_grad():
-            out = self.model(input_ids=feed, use_cache=True, **{self._cache_argument: self._cache})
+            self._drop_cached(len(self._cached_ids) - keep)
+        if keep < len(target):
+            feed = torch.tensor([target[keep:]], dtype=torch.long, device=self.device)
+            with torch.no_grad():
+                self.model(input_ids=feed, use_cache=True, **{self._cache_argument: self._cache})
         self._cached_ids = list(target)
+
+    def _drop_cached(self, count: int) -> None:
+        self._cache.crop(-count)  # negative: tokens to drop (the form every transformers version accepts)
+
+    def _forward_tree(self, nodes: list[tuple[int, int]]) -> torch.Tensor:
+        """Next-token log-probs after each node of a token tree hanging off the cached prefix, in one forward.
+
+        ``nodes`` are (token, parent index or -1), parents first. Each node attends to the cache and to its
+        own ancestors only (a custom 4D mask, positions by depth), so every branch sees exactly the text it
+        would see alone. The tree is dropped from the cache afterwards.
+        """
+        cached = len(self._cached_ids)
+        depth: list[int] = []
+        allowed = torch.zeros(len(nodes), len(nodes), dtype=torch.bool)
+        for i, (_, parent) in enumerate(nodes):
+            depth.append(0 if parent < 0 else depth[parent] + 1)
+            if parent >= 0:
+                allowed[i] = allowed[parent]
+            allowed[i, i] = True
+        dtype = self.model.dtype
+        mask = torch.zeros(1, 1, len(nodes), cached + len(nodes), dtype=dtype)
+        mask[0, 0, :, cached:] = torch.where(allowed, 0.0, torch.finfo(dtype).min)
+        tokens = torch.tensor([[token for token, _ in nodes]], dtype=torch.long, device=self.device)
+        positions = torch.tensor([[cached + d for d in depth]], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            out = self.model(
+                input_ids=tokens,
+                position_ids=positions,
+                attention_mask=mask.to(self.device),
+                use_cache=True,
+                **{self._cache_argument: self._cache},
+            )
+        self._drop_cached(len(nodes))
         return torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
 
-    def _score_one(self, context: str, assistant_prefix: str) -> ScoreDistribution:
-        candidates = [self._ids(context + assistant_prefix + choice) for choice in SCORE_CHOICES]
-        branch = min(_common_prefix_len(candidates[0], other) for other in candidates[1:])
-        log_p_first = self._advance(candidates[0][:branch])[-1]
-        raw: dict[str, float] = {}
-        for choice, ids in zip(SCORE_CHOICES, candidates, strict=True):
-            continuation = ids[branch:]
-            log_probs = self._advance(ids, max_keep=branch)  # row i predicts the token after continuation[i]
-            log_p = float(log_p_first[continuation[0]])
-            for position in range(1, len(continuation)):
-                log_p += float(log_probs[position - 1, continuation[position]])
-            p_more_digits = float(log_probs[-1, self._digit_ids].exp().sum())
-            raw[choice] = math.exp(log_p) * max(0.0, 1.0 - p_more_digits)
-        mass = sum(raw.values())
-        if mass <= 0.0:
-            raise ValueError("the model put no probability on any score 1-10")
-        return ScoreDistribution({c: p / mass for c, p in raw.items()}, valid_mass=mass)
-
     def score(self, system: str, user: str, assistant_prefixes: list[str]) -> list[ScoreDistribution]:
-        """One distribution over 1-10 per assistant prefix, each continuing the same system+user prompt."""
+        """One distribution over 1-10 per assistant prefix, each continuing the same system+user prompt.
+
+        Every (prefix, score) text is tokenized whole; their shared tokens come from the KV cache (reused
+        across calls), the rest forms one token tree evaluated in a single forward pass.
+        """
         context = self._render(system, user)
+        sequences = [self._ids(context + prefix + choice) for prefix in assistant_prefixes for choice in SCORE_CHOICES]
+        shared = min(_common_prefix_len(sequences[0], other) for other in sequences)
+        root = max(0, shared - 1)  # the last shared token goes into the tree: its output scores first tokens
         with self._lock:
-            return [self._score_one(context, prefix) for prefix in assistant_prefixes]
+            self._cache_to(sequences[0][:root])
+            nodes: list[tuple[int, int]] = []
+            node_of: dict[tuple[int, ...], int] = {}
+            for ids in sequences:
+                parent = -1
+                for end in range(root + 1, len(ids) + 1):
+                    path = tuple(ids[root:end])
+                    if path not in node_of:
+                        node_of[path] = len(nodes)
+                        nodes.append((ids[end - 1], parent))
+                    parent = node_of[path]
+            log_probs = self._forward_tree(nodes)
+        results = []
+        n_choices = len(SCORE_CHOICES)
+        for index in range(len(assistant_prefixes)):
+            group = sequences[index * n_choices : (index + 1) * n_choices]
+            branch = min(_common_prefix_len(group[0], other) for other in group[1:])  # where the scores begin
+            raw: dict[str, float] = {}
+            for choice, ids in zip(SCORE_CHOICES, group, strict=True):
+                # P(token k | tokens before it) is the output of the node holding token k-1
+                log_p = sum(float(log_probs[node_of[tuple(ids[root:k])], ids[k]]) for k in range(branch, len(ids)))
+                p_more_digits = float(log_probs[node_of[tuple(ids[root:])], self._digit_ids].exp().sum())
+                raw[choice] = math.exp(log_p) * max(0.0, 1.0 - p_more_digits)
+            mass = sum(raw.values())
+            if mass <= 0.0:
+                raise ValueError("the model put no probability on any score 1-10")
+            results.append(ScoreDistribution({c: p / mass for c, p in raw.items()}, valid_mass=mass))
+        return results
 
     async def ascore(self, system: str, user: str, assistant_prefixes: list[str]) -> list[ScoreDistribution]:
         return await asyncio.to_thread(self.score, system, user, assistant_prefixes)
