@@ -94,3 +94,21 @@ def test_a_dir_without_finished_runs_is_a_clear_error(tmp_path):
     cfg = compose_infer([f"infer.from_runs={tmp_path}", "logger=none", "benchmark=sample"])
     with pytest.raises(FileNotFoundError, match="no finished training run"):
         run_inference(cfg)
+
+
+def test_a_single_run_dir_with_merged_adapter_and_no_base(sweep_dir, tmp_path):
+    cfg = compose_infer(
+        [
+            f"infer.from_runs={sweep_dir / 'mistral-7b__interview'}",
+            "infer.with_base_models=false",
+            "infer.engine.merge_adapter=true",
+            "benchmark=sample",
+            "benchmark.n=1",
+            "infer.generation.max_new_tokens=3",
+            f"paths.answers_dir={tmp_path}/answers",
+            f"paths.cache_dir={tmp_path}/cache",
+            "logger=none",
+            "infer.show_progress=false",
+        ]
+    )
+    assert [(r.model_id, r.answered) for r in run_inference(cfg)] == [("mistral-7b-ft-interview", 1)]
