@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import hydra
 from omegaconf import DictConfig
 
@@ -17,7 +15,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> Optional[float]:
+def main(cfg: DictConfig) -> float | None:
     """Run one job; the returned validation loss lets sweepers (Optuna, Nevergrad) compare jobs."""
     from mc16k.models.training import train
 

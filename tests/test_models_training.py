@@ -212,7 +212,7 @@ def test_qlora_gradients_through_the_4bit_base_equal_those_of_its_dequantized_co
 
     quantized = load_base_model(tiny_cfg(tiny_model_dir), OmegaConf.structured(QuantConfig(compute_dtype="float32")))
     dense = load_base_model(tiny_cfg(tiny_model_dir), OmegaConf.structured(QuantConfig(enabled=False)))
-    for (_, q_module), (_, d_module) in zip(quantized.named_modules(), dense.named_modules()):
+    for (_, q_module), (_, d_module) in zip(quantized.named_modules(), dense.named_modules(), strict=True):
         if isinstance(q_module, Linear4bit):
             d_module.weight.data = bnb_functional.dequantize_4bit(q_module.weight.data, q_module.weight.quant_state)
     lora = OmegaConf.structured(LoraConfig(r=4, dropout=0.0))

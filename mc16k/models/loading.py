@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedModel
@@ -21,7 +21,7 @@ from mc16k.models.smollm2 import SMOLLM2_GGUF_FILE, smollm2_dir, smollm2_gguf_pa
 
 log = logging.getLogger(__name__)
 
-DeviceMap = Optional[dict[str, Any]]
+DeviceMap = dict[str, Any] | None
 
 
 def default_device_map(local_rank: int = 0) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def default_device_map(local_rank: int = 0) -> dict[str, Any]:
     return {"": local_rank} if torch.cuda.is_available() else {"": "cpu"}
 
 
-def bnb_config(quant_cfg: QuantConfig) -> Optional[BitsAndBytesConfig]:
+def bnb_config(quant_cfg: QuantConfig) -> BitsAndBytesConfig | None:
     """bitsandbytes 4-bit settings from ``quant``; None when quantization is off."""
     if not quant_cfg.enabled:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
@@ -135,7 +135,7 @@ def validation_loss(trainer: L.Trainer, module: L.LightningModule, datamodule: L
     return float(metrics["val/loss"])
 
 
-def train(cfg: DictConfig) -> Optional[float]:
+def train(cfg: DictConfig) -> float | None:
     """Run (or skip, or resume) the job ``cfg`` describes; return its validation loss for sweepers."""
     run_dir = Path(cfg.paths.output_dir)
     run_id = compute_run_id(cfg)

@@ -10,7 +10,7 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mc16k.config import project_root
 
@@ -39,11 +39,11 @@ def write_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path) -> Optional[dict[str, Any]]:
+def read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def finished_run(run_dir: Path, run_id: str) -> Optional[dict[str, Any]]:
+def finished_run(run_dir: Path, run_id: str) -> dict[str, Any] | None:
     """The done marker when ``run_dir`` holds a finished run of this id; None when unfinished or empty.
 
     Raises ``RunDirConflict`` when the dir belongs to a different configuration, rather than mixing
@@ -80,7 +80,7 @@ def file_sha256(path: Path) -> str:
 def git_state(repo: str | Path) -> dict[str, Any]:
     """Commit and dirty flag of the checkout (None values outside a git checkout)."""
 
-    def git(*args: str) -> Optional[str]:
+    def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
@@ -91,8 +91,8 @@ def git_state(repo: str | Path) -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
 
 
-def package_versions() -> dict[str, Optional[str]]:
-    versions: dict[str, Optional[str]] = {"python": sys.version.split()[0]}
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in PROVENANCE_PACKAGES:
         try:
             versions[name] = metadata.version(name)
