@@ -175,16 +175,12 @@ class LocalBackend:
         return None
 
 
-def build_backend(cfg: JudgeConfig, rubric: Rubric, dry_run: bool = False) -> Backend:
-    """The backend for ``cfg``; a dry run builds no client (no key needed, nothing loaded)."""
+def build_backend(cfg: JudgeConfig, rubric: Rubric, cache_dir: str | Path | None = None) -> Backend:
+    """The backend for ``cfg`` (``cache_dir``: where a local judge's GGUF file is unpacked once)."""
     if cfg.llm.provider is Provider.local_hf:
-        if dry_run:
-            return LocalBackend(cfg, rubric, scorer=None)
         from mc16k.llm.local_hf import LocalHFScorer
 
-        return LocalBackend(cfg, rubric, LocalHFScorer(cfg.llm))
-    if dry_run:
-        return RemoteBackend(cfg, rubric, runner=None)
+        return LocalBackend(cfg, rubric, LocalHFScorer(cfg.llm, cache_dir))
     from mc16k.llm.clients import build_chat_client
 
     runner = AsyncRunner(build_chat_client(cfg.llm), cfg.runner, cfg.llm.max_output_tokens)
@@ -274,14 +270,18 @@ def store_path(judgments_dir: str | Path, judge_name: str) -> Path:
 
 
 def run_judge(
-    cfg: JudgeConfig, pairs: list[tuple[Any, str, str]], judgments_dir: str | Path, retry_failed: bool = False
+    cfg: JudgeConfig,
+    pairs: list[tuple[Any, str, str]],
+    judgments_dir: str | Path,
+    retry_failed: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> JudgingSummary:
     """Judge (question_id, question, answer) pairs with one judge into its store; returns what it did."""
     rubric = load_rubric(cfg.rubric_dir)
     units = build_units(cfg, rubric, pairs)
 
     async def main() -> JudgingSummary:
-        backend = build_backend(cfg, rubric)
+        backend = build_backend(cfg, rubric, cache_dir)
         try:
             with JsonlStore(store_path(judgments_dir, cfg.name)) as store:
                 return await judge_units(cfg, backend, store, units, retry_failed)

@@ -48,8 +48,9 @@ class LLMConfig:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     # local_hf only
     gguf_file: str | None = None  # a GGUF file inside ``model`` (a dir); dequantized by transformers
-    dtype: DType = DType.float32
+    dtype: DType = DType.float32  # weights (and 4-bit compute) dtype
     device: str = "cpu"
+    load_in_4bit: bool = False  # NF4 via bitsandbytes, for a big judge on a small GPU
 
 
 @dataclass

@@ -46,7 +46,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         return {"dry_run": plan}
     result: dict[str, Any] = {}
     if ev.judge_answers:
-        done = run_judge(ev.judge, pairs, cfg.paths.judgments_dir, ev.retry_failed)
+        done = run_judge(ev.judge, pairs, cfg.paths.judgments_dir, ev.retry_failed, cfg.paths.cache_dir)
         result["judging"] = asdict(done)
         print(f"judged {done.units_judged} new / {done.units_cached} cached units in {done.seconds}s; "
               f"{done.usage.calls} calls, {done.usage.input_tokens}+{done.usage.output_tokens} tokens, "
