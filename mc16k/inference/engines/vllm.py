@@ -35,6 +35,7 @@ class VLLMEngine:
             tokenizer=str(target.adapter_dir) if target.adapter_dir is not None else model_cfg.name_or_path,
             dtype=str(target.quant.compute_dtype.value if quantized else model_cfg.dtype.value),
             quantization="bitsandbytes" if quantized else None,
+            load_format="bitsandbytes" if quantized else "auto",  # older vLLM needs both for QLoRA bases
             max_model_len=model_cfg.max_context,
             enable_lora=target.adapter_dir is not None,
             max_lora_rank=engine_cfg.max_lora_rank,
