@@ -278,9 +278,11 @@ def _no_metrics() -> Iterator[MetricsLogger]:
 def run_inference(cfg: DictConfig, metrics_logger=_no_metrics) -> list[TargetReport]:
     """Answer ``cfg.benchmark`` with every target the config names; return one report per target."""
     questions = load_benchmark(cfg.benchmark)
-    round_seeds(
-        cfg.seed, cfg.infer.rounds, cfg.infer.round_seeds
-    )  # fail on bad seeds before loading anything
+    round_seeds(cfg.seed, cfg.infer.rounds, cfg.infer.round_seeds)  # bad seeds fail before any model loads
+    if cfg.infer.rounds > 1 and not cfg.infer.generation.do_sample:
+        log.warning(
+            "greedy decoding (do_sample=false): all %d rounds will hold the same answers", cfg.infer.rounds
+        )
     targets = resolve_targets(cfg)
     log.info(
         "answering %d question(s) x %d round(s) of %s with %d target(s): %s",
