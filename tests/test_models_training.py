@@ -254,3 +254,19 @@ def test_fsdp_preset_stores_4bit_weights_in_the_compute_dtype_and_a_mismatch_is_
     cfg.quant.quant_storage = "uint8"
     with pytest.raises(ValueError, match="quant.quant_storage"):
         check_fsdp_quant_storage(cfg)
+
+
+def test_wandb_run_is_finished_and_marked_failed_when_the_job_raises(tmp_path, monkeypatch):
+    import wandb
+
+    from mc16k.runs.tracking import RunLabels, tracked_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    labels = RunLabels(run_id="abc123def456", name="tiny__sample", group="unit", tags=["tiny", "sample"])
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracked_run(logger_config({"kind": "wandb"}), labels, {"seed": 1}, tmp_path, is_rank_zero=True) as logger:
+            assert logger.experiment.group == "unit" and set(logger.experiment.tags) == {"tiny", "sample"}
+            raise RuntimeError("boom")
+    assert wandb.run is None
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*-abc123def456")
+    assert (run_dir / "run-abc123def456.wandb").is_file()

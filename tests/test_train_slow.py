@@ -73,6 +73,7 @@ def test_sweep_of_every_model_and_split_then_relaunch_skips_all_and_no_secret_is
     started = time.perf_counter()
     again = train_cli(sweep, env=CANARIES)
     elapsed = time.perf_counter() - started
+    print(f"relaunch of {len(job_dirs)} finished jobs: {elapsed:.1f} s")
     assert elapsed < 60, f"relaunch took {elapsed:.0f} s"
     assert again.stderr.count("finished earlier") + again.stdout.count("finished earlier") == len(job_dirs)
     assert all(len(list((job / "wandb").glob("offline-run-*"))) == 1 for job in job_dirs)
