@@ -112,3 +112,11 @@ def test_bad_infer_keys_fail_at_compose_naming_the_key(override, key):
         chain.append(str(err))
         err = err.__cause__
     assert key in "\n".join(chain)
+
+
+def test_a_prompt_budget_that_leaves_no_room_for_the_answer_is_refused(tiny_model_dir, tmp_path):
+    overrides = tiny_overrides(tiny_model_dir, tmp_path) + ["benchmark=sample", "model.max_context=600"]
+    with pytest.raises(ValueError, match="max_context=600 with infer.generation.max_new_tokens=512"):
+        run_inference(compose_infer(overrides + ["infer.max_prompt_tokens=100"]))
+    with pytest.raises(ValueError, match="budget of 88 tokens does not fit"):
+        run_inference(compose_infer(overrides + ["infer.max_prompt_tokens=88", "model.max_context=100"]))

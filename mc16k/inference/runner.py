@@ -145,11 +145,12 @@ def answer_target(
     """Answer every (question, round) of ``target`` not yet in its answer files."""
     params: GenerationConfig = cfg.infer.generation
     seeds = round_seeds(cfg.seed, cfg.infer.rounds, cfg.infer.round_seeds)
-    budget = cfg.infer.max_prompt_tokens or target.model.max_context - params.max_new_tokens
-    if budget <= 0:
+    room = target.model.max_context - params.max_new_tokens
+    budget = cfg.infer.max_prompt_tokens or room
+    if not 0 < budget <= room:
         raise ValueError(
-            f"model {target.model.name!r}: max_context={target.model.max_context} leaves no prompt room after "
-            f"infer.generation.max_new_tokens={params.max_new_tokens}"
+            f"model {target.model.name!r}: a prompt budget of {budget} tokens does not fit max_context="
+            f"{target.model.max_context} with infer.generation.max_new_tokens={params.max_new_tokens}"
         )
     if target.prompt_version not in (None, cfg.prompt.version):
         log.warning(
