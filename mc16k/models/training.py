@@ -159,9 +159,10 @@ def train(cfg: DictConfig) -> float | None:
     tokenizer = load_tokenizer(cfg.model)
     datamodule = MentalChatDataModule(cfg.data, cfg.prompt, cfg.model, tokenizer)
     datamodule.setup("fit")
+    data_summary = datamodule.summary()
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     if is_rank_zero:
-        write_provenance(run_dir, run_id, resolved, resolve_files(cfg.data), datamodule.summary())
+        write_provenance(run_dir, run_id, resolved, resolve_files(cfg.data), data_summary)
 
     labels = RunLabels(run_id=run_id, name=name, group=cfg.train.group, tags=[cfg.model.name, cfg.data.name])
     with tracked_run(tracking, labels, resolved, run_dir, is_rank_zero) as logger:
@@ -171,8 +172,8 @@ def train(cfg: DictConfig) -> float | None:
             model, instantiate(cfg.train.optimizer), instantiate(cfg.train.scheduler), tokenizer.pad_token_id
         )
         if logger is not None:
-            logger.log_metrics({"model/trainable_params": share.trainable, "model/trainable_percent": share.percent,
-                                **datamodule.summary()}, step=0)  # fmt: skip
+            trainable = {"model/trainable_params": share.trainable, "model/trainable_percent": share.percent}
+            logger.log_metrics({**trainable, **data_summary}, step=0)
         base_loss = validation_loss(trainer, module, datamodule) if cfg.train.validate_base else None
         last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
         if last.is_file():
@@ -189,7 +190,7 @@ def train(cfg: DictConfig) -> float | None:
             "trainable_percent": share.percent,
         }
         if logger is not None:
-            logger.log_metrics({"final/val_loss": val_loss} | ({"final/base_val_loss": base_loss} if base_loss else {}))
+            logger.log_metrics({f"final/{key}": value for key, value in metrics.items() if value is not None})
         if trainer.is_global_zero:
             save_adapter(model, tokenizer, cfg, run_id, run_dir / ADAPTER_DIR)
             write_json(run_dir / "metrics.json", metrics)
