@@ -51,6 +51,7 @@ class LLMConfig:
     dtype: DType = DType.float32  # weights (and 4-bit compute) dtype
     device: str = "cpu"
     load_in_4bit: bool = False  # NF4 via bitsandbytes, for a big judge on a small GPU
+    num_threads: int | None = None  # torch CPU threads; null: torch's default (one per core)
 
 
 @dataclass

@@ -54,6 +54,8 @@ class LocalHFScorer:
         from mc16k.models.config import ModelConfig, QuantConfig
         from mc16k.models.loading import load_base_model
 
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, gguf_file=cfg.gguf_file)
         model_cfg = ModelConfig(name=f"judge:{cfg.gguf_file or cfg.model}", name_or_path=cfg.model,
                                 gguf_file=cfg.gguf_file, dtype=cfg.dtype)

@@ -18,8 +18,9 @@ answer text, so a test decides per item what goes wrong:
 =================  ============================================================================
 
 ``counts`` tallies what was sent: ``ok`` (a complete, valid judgment reply), ``bad_reply`` (200 with a broken
-or incomplete judgment), ``late_reply`` (sent after the slow delay), and one entry per HTTP fault. ``hold_after_ok(n)`` stops replying after the n-th
-``ok`` until ``release()`` (used to SIGKILL a client at a known point).
+or incomplete judgment), ``late_reply`` (sent after the slow delay), and one entry per HTTP fault.
+``hold_after_ok(n)`` stops replying after the n-th ``ok``: later requests wait, and on ``release()`` they are
+closed unanswered (``dropped``), so a client can be SIGKILLed at a known point with requests in flight.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class LoopbackLLMServer:
         self._hold_after: int | None = None
         self._released = threading.Event()
         self._released.set()
+        self._epoch = 0  # bumped by release(): requests held across it are dropped
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -83,6 +85,7 @@ class LoopbackLLMServer:
     def release(self) -> None:
         with self._lock:
             self._hold_after = None
+            self._epoch += 1
             self._released.set()
 
     def __enter__(self) -> LoopbackLLMServer:
@@ -163,7 +166,13 @@ class LoopbackLLMServer:
                     return
                 if server.latency_s:
                     time.sleep(server.latency_s)
+                arrived_in = server._epoch
                 server._released.wait()
+                if server._epoch != arrived_in:  # held, then released: its client is gone
+                    with server._lock:
+                        server.counts["dropped"] += 1
+                    self.close_connection = True
+                    return
                 fault = server._decide(prompt)
                 try:
                     if fault in ("429", "500", "always_500"):

@@ -18,33 +18,32 @@ from mc16k.llm.types import ChatRequest, ChatResponse, LLMError, PermanentLLMErr
 
 log = logging.getLogger(__name__)
 
-WINDOW_S = 60.0
-
 
 class RateLimiter:
-    """Sliding one-minute window over requests and tokens; ``acquire`` waits until a call fits both limits."""
+    """Sliding window (one minute) over requests and tokens; ``acquire`` waits until a call fits both limits."""
 
-    def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None):
+    def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None, window_s: float = 60.0):
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
+        self._window_s = window_s
         self._events: collections.deque[list] = collections.deque()  # [monotonic stamp, tokens]
         self._tokens_in_window = 0
         self._lock = asyncio.Lock()
 
     def _expire(self, now: float) -> None:
-        while self._events and now - self._events[0][0] >= WINDOW_S:
+        while self._events and now - self._events[0][0] >= self._window_s:
             self._tokens_in_window -= self._events.popleft()[1]
 
     def _wait_needed(self, now: float, tokens: int) -> float:
         waits = [0.0]
         if self._rpm is not None and len(self._events) >= self._rpm:
-            waits.append(self._events[len(self._events) - self._rpm][0] + WINDOW_S - now)
+            waits.append(self._events[len(self._events) - self._rpm][0] + self._window_s - now)
         if self._tpm is not None and self._events and self._tokens_in_window + tokens > self._tpm:
             excess = self._tokens_in_window + tokens - self._tpm
             for stamp, spent in self._events:  # wait until enough old tokens have left the window
                 excess -= spent
                 if excess <= 0:
-                    waits.append(stamp + WINDOW_S - now)
+                    waits.append(stamp + self._window_s - now)
                     break
         return max(waits)
 

@@ -1,0 +1,74 @@
+"""The rubric files and the reply parser: every metric read by name, never the first [[n]]; bad scores are
+failures with reasons, never numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mc16k.config import resource_path
+from mc16k.judging.parsing import parse_reply
+from mc16k.judging.rubric import load_rubric
+
+RUBRIC = load_rubric(resource_path("prompts/judge/v1"))
+METRICS = list(RUBRIC.metrics)
+
+
+def test_rubric_has_the_seven_metrics_with_anchors_and_a_content_versioned_id(tmp_path):
+    assert RUBRIC.metric_keys == [
+        "active_listening", "empathy_validation", "safety_trustworthiness", "open_mindedness",
+        "clarity_encouragement", "boundaries_ethics", "holistic_approach",
+    ]
+    assert all(len(m.anchors) == 5 for m in METRICS)
+    assert RUBRIC.version.startswith("mc16k-judge-v1+")
+    edited = tmp_path / "v1"
+    shutil.copytree(resource_path("prompts/judge/v1"), edited)
+    (edited / "system.txt").write_text("A different instruction.\n")
+    assert load_rubric(edited).version != RUBRIC.version  # an edited template never reuses cached judgments
+    (edited / "user.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="user.txt"):
+        load_rubric(edited)
+
+
+def test_json_reply_with_prose_and_names_instead_of_keys():
+    body = {m.name: {"justification": "ok", "score": i + 2} for i, m in enumerate(METRICS)}
+    parsed = parse_reply("Here you go:\n```json\n" + json.dumps(body) + "\n```\nThanks!", METRICS)
+    assert parsed.errors == {}
+    assert parsed.scores == {m.key: i + 2 for i, m in enumerate(METRICS)}
+
+
+def test_prose_reply_is_read_by_name_not_by_first_bracket():
+    # the authors' parser took the first [[n]] (here the overall 9) for every metric
+    text = "Overall this is a strong answer [[9]].\n" + "\n".join(
+        f"{m.name}: the response does fine here. Score: [[{i + 1}]]" for i, m in enumerate(METRICS)
+    )
+    parsed = parse_reply(text, METRICS)
+    assert parsed.scores == {m.key: i + 1 for i, m in enumerate(METRICS)}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(11, "outside 1-10"), (0, "outside 1-10"), (7.5, "not a whole number"), ("great", "not a number"), (None, "no score")],
+)
+def test_bad_scores_are_failures_with_reasons(value, reason):
+    body = {m.key: {"justification": "x", "score": 6} for m in METRICS}
+    body["empathy_validation"]["score"] = value
+    parsed = parse_reply(json.dumps(body), METRICS)
+    assert "empathy_validation" not in parsed.scores and reason in parsed.errors["empathy_validation"]
+    assert len(parsed.scores) == 6
+
+
+def test_missing_metrics_and_string_scores():
+    body = {"active_listening": {"score": "8/10"}, "empathy_validation": {"score": " 3 "}}
+    parsed = parse_reply(json.dumps(body), METRICS)
+    assert parsed.scores == {"active_listening": 8, "empathy_validation": 3}
+    assert set(parsed.errors) == set(RUBRIC.metric_keys[2:])
+    assert all(reason == "metric missing from reply" for reason in parsed.errors.values())
+
+
+def test_truncated_json_is_still_read_by_name_where_the_score_is_there():
+    text = '{"active_listening": {"justification": "good", "score": 7}, "empathy_validation": {"justif'
+    parsed = parse_reply(text, METRICS[:2])
+    assert parsed.scores == {"active_listening": 7} and "empathy_validation" in parsed.errors
