@@ -130,7 +130,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, tiny_model_dir):
     load_adapter(run_dir)
 
 
-def test_demo_finishes_in_five_minutes_and_the_adapter_beats_the_base(tmp_path):
+def test_demo_adapter_beats_the_base_on_the_sample_validation_split(tmp_path):
     started = time.perf_counter()
     result = train_cli(["experiment=demo", f"paths.runs_dir={tmp_path}"], timeout=600)
     elapsed = time.perf_counter() - started
@@ -138,5 +138,5 @@ def test_demo_finishes_in_five_minutes_and_the_adapter_beats_the_base(tmp_path):
     assert match, (result.stdout + result.stderr)[-3000:]
     base, adapter = map(float, match.groups())
     assert adapter < base
+    # Wall time depends on what else the machine runs, so it is reported, not asserted (DESIGN.md §1).
     print(f"demo: {elapsed:.0f} s, validation loss base {base:.4f} -> adapter {adapter:.4f}")
-    assert elapsed < 300
