@@ -25,13 +25,13 @@ closed unanswered (``dropped``), so a client can be SIGKILLed at a known point w
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
 import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAULT_MARKER = re.compile(r"\[\[fault:([a-z_0-9]+)\]\]")
@@ -46,8 +46,15 @@ def expected_score(answer: str, metric_key: str) -> int:
     return 1 + digest[0] % 10
 
 
+REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+
+
 class LoopbackLLMServer:
-    """Start with ``with LoopbackLLMServer() as server:``; ``server.openai_base_url`` / ``gemini_base_url``."""
+    """Start with ``with LoopbackLLMServer() as server:``; ``server.openai_base_url`` / ``gemini_base_url``.
+
+    An asyncio HTTP/1.1 server (keep-alive) on its own thread: light enough per request that benchmarks
+    measure the client, not the server.
+    """
 
     def __init__(self, latency_s: float = 0.0, slow_s: float = 2.0, retry_after_s: float = 0.05):
         self.latency_s = latency_s
@@ -56,18 +63,13 @@ class LoopbackLLMServer:
         self.counts: collections.Counter[str] = collections.Counter()
         self.requested_metrics: list[list[str]] = []  # metrics asked for, per request (re-asks ask fewer)
         self._seen: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
         self._hold_after: int | None = None
-        self._released = threading.Event()
-        self._released.set()
         self._epoch = 0  # bumped by release(): requests held across it are dropped
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._released: asyncio.Event | None = None
+        self.port = 0
 
     @property
     def openai_base_url(self) -> str:
@@ -78,24 +80,39 @@ class LoopbackLLMServer:
         return f"http://127.0.0.1:{self.port}"
 
     def hold_after_ok(self, n: int) -> None:
-        with self._lock:
-            self._hold_after = n
-            self._released.clear()
+        """From the n-th ``ok`` on, hold every request (until :meth:`release` drops them)."""
+        self._hold_after = n
 
     def release(self) -> None:
-        with self._lock:
+        def release_now() -> None:
             self._hold_after = None
             self._epoch += 1
             self._released.set()
 
+        self._loop.call_soon_threadsafe(release_now)
+
     def __enter__(self) -> LoopbackLLMServer:
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    async def _start(self) -> None:
+        self._released = asyncio.Event()
+        self._released.set()
+        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        self._server.close()
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
 
     # --- judging logic -------------------------------------------------------------------------------
     def _decide(self, prompt: str) -> str | None:
@@ -103,18 +120,15 @@ class LoopbackLLMServer:
         if match is None:
             return None
         fault = match.group(1)
-        with self._lock:
-            self._seen[prompt] += 1
-            first = self._seen[prompt] == 1
-        if fault in FIRST_TIME_FAULTS and not first:
+        self._seen[prompt] += 1
+        if fault in FIRST_TIME_FAULTS and self._seen[prompt] > 1:
             return None
         return fault
 
     def _judgment_text(self, prompt: str, fault: str | None) -> tuple[str, bool]:
         """(reply text, whether it is a complete valid judgment)."""
         keys = REQUESTED_KEY.findall(prompt)
-        with self._lock:
-            self.requested_metrics.append(keys)
+        self.requested_metrics.append(keys)
         if fault == "malformed":
             return '{"verdict": "good", "details": [1, 2', False
         answer_match = ANSWER_SECTION.search(prompt)
@@ -133,102 +147,111 @@ class LoopbackLLMServer:
             text = f"Sure! Here is my evaluation of the response.\n```json\n{text}\n```\nI hope this helps."
         return text, valid
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    # --- HTTP ------------------------------------------------------------------------------------------
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                path = head[0].split(" ")[1]
+                headers = dict(
+                    (name.strip().lower(), value.strip()) for name, _, value in (h.partition(":") for h in head[1:] if h)
+                )
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                if not await self._respond(path, json.loads(body or b"{}"), writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, status: int, body: bytes, extra_headers: str = "") -> None:
+        head = (
+            f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra_headers}\r\n"
+        )
+        writer.write(head.encode("latin-1") + body)
+        await writer.drain()
 
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
+    async def _respond(self, path: str, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False closes the connection unanswered."""
+        if path.endswith("/chat/completions"):
+            prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+            api = "openai"
+        elif ":generateContent" in path:
+            parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
+            prompt = "\n".join(p.get("text", "") for p in parts)
+            api = "gemini"
+        else:
+            await self._send(writer, 404, b'{"error": "unknown path"}')
+            return True
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        arrived_in = self._epoch
+        await self._released.wait()
+        if self._epoch != arrived_in:  # held, then released: its client is gone
+            self.counts["dropped"] += 1
+            return False
+        fault = self._decide(prompt)
+        if fault in ("429", "500", "always_500"):
+            status = 429 if fault == "429" else 500
+            self.counts[f"http_{status}"] += 1
+            error = {"error": {"code": status, "message": f"injected {fault}", "status": "INJECTED"}}
+            retry_after = f"Retry-After: {self.retry_after_s}\r\n" if status == 429 else ""
+            await self._send(writer, status, json.dumps(error).encode(), retry_after)
+            return True
+        if fault == "slow":
+            self.counts["slow"] += 1
+            await asyncio.sleep(self.slow_s)
+        if fault == "garbage_body":
+            self.counts["garbage_body"] += 1
+            await self._send(writer, 200, b"<html>this is not json")
+            return True
+        text, valid = self._judgment_text(prompt, fault)
+        await self._send(writer, 200, json.dumps(self._wrap(api, text, prompt)).encode())
+        outcome = "late_reply" if fault == "slow" else ("ok" if valid else "bad_reply")
+        self.counts[outcome] += 1
+        if self._hold_after is not None and self.counts["ok"] >= self._hold_after:
+            self._released.clear()
+        return True
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
+    @staticmethod
+    def _wrap(api: str, text: str, prompt: str) -> dict[str, Any]:
+        prompt_tokens, completion_tokens = len(prompt) // 4, len(text) // 4
+        if api == "openai":
+            return {
+                "id": "chatcmpl-loopback",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": "loopback",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        return {
+            "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {
+                "promptTokenCount": prompt_tokens,
+                "candidatesTokenCount": completion_tokens,
+                "totalTokenCount": prompt_tokens + completion_tokens,
+            },
+        }
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if self.path.endswith("/chat/completions"):
-                    prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-                    api = "openai"
-                elif ":generateContent" in self.path:
-                    parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
-                    prompt = "\n".join(p.get("text", "") for p in parts)
-                    api = "gemini"
-                else:
-                    self._send(404, b'{"error": "unknown path"}')
-                    return
-                if server.latency_s:
-                    time.sleep(server.latency_s)
-                arrived_in = server._epoch
-                server._released.wait()
-                if server._epoch != arrived_in:  # held, then released: its client is gone
-                    with server._lock:
-                        server.counts["dropped"] += 1
-                    self.close_connection = True
-                    return
-                fault = server._decide(prompt)
-                try:
-                    if fault in ("429", "500", "always_500"):
-                        status = 429 if fault == "429" else 500
-                        with server._lock:
-                            server.counts[f"http_{status}"] += 1
-                        error = {"error": {"code": status, "message": f"injected {fault}", "status": "INJECTED"}}
-                        headers = {"Retry-After": str(server.retry_after_s)} if status == 429 else None
-                        self._send(status, json.dumps(error).encode(), headers)
-                        return
-                    if fault == "slow":
-                        with server._lock:
-                            server.counts["slow"] += 1
-                        time.sleep(server.slow_s)
-                    if fault == "garbage_body":
-                        with server._lock:
-                            server.counts["garbage_body"] += 1
-                        self._send(200, b"<html>this is not json")
-                        return
-                    text, valid = server._judgment_text(prompt, fault)
-                    self._send(200, json.dumps(self._wrap(api, text, prompt)).encode())
-                    with server._lock:
-                        outcome = "late_reply" if fault == "slow" else ("ok" if valid else "bad_reply")
-                        server.counts[outcome] += 1
-                        if server._hold_after is not None and server.counts["ok"] >= server._hold_after:
-                            server._released.clear()
-                except (BrokenPipeError, ConnectionResetError):
-                    with server._lock:
-                        server.counts["client_gone"] += 1
 
-            def _wrap(self, api: str, text: str, prompt: str) -> dict[str, Any]:
-                prompt_tokens, completion_tokens = len(prompt) // 4, len(text) // 4
-                if api == "openai":
-                    return {
-                        "id": "chatcmpl-loopback",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": "loopback",
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                        ],
-                        "usage": {
-                            "prompt_tokens": prompt_tokens,
-                            "completion_tokens": completion_tokens,
-                            "total_tokens": prompt_tokens + completion_tokens,
-                        },
-                    }
-                return {
-                    "candidates": [
-                        {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
-                    ],
-                    "usageMetadata": {
-                        "promptTokenCount": prompt_tokens,
-                        "candidatesTokenCount": completion_tokens,
-                        "totalTokenCount": prompt_tokens + completion_tokens,
-                    },
-                }
+def main() -> None:
+    """Serve in a process of its own (benchmarks: the server's CPU stays out of the client's process)."""
+    import argparse
 
-        return Handler
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    args = parser.parse_args()
+    with LoopbackLLMServer(latency_s=args.latency_s) as server:
+        print(server.port, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
