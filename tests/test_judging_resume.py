@@ -80,6 +80,8 @@ def test_sigkill_mid_run_loses_nothing_answered_and_rerun_pays_only_the_rest(tmp
         assert second.returncode == 0, second.stderr.decode()[-3000:]
         assert server.counts["ok"] == N, dict(server.counts)
         assert server.counts["dropped"] > 0  # the kill really happened mid-flight
+        print(f"SIGKILL after {sent_before_kill} stored judgments, {server.counts['dropped']} requests in flight; "
+              f"server sent {server.counts['ok']} ok judgments in total")
     with JsonlStore(store_file) as store:
         assert len(store) == N
         assert all(m["status"] == "ok" for record in store for m in record["metrics"].values())
