@@ -241,7 +241,7 @@ async def judge_units(
             "usage": unit_usage.as_dict(),
             "tstamp": time.time(),
         }
-        store.append(record)
+        await store.append_async(record)  # durable before it counts as done
         usage.add(unit_usage)
         failed += sum(1 for m in results.values() if m["status"] != STATUS_OK)
         finished += 1

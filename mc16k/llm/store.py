@@ -7,9 +7,11 @@ cut off on open; any other unreadable line is an error naming the file and line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ class JsonlStore:
         self.records: dict[str, dict[str, Any]] = {}
         self._load()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._writer: ThreadPoolExecutor | None = None
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -67,7 +70,17 @@ class JsonlStore:
         os.fsync(self._fd)
         self.records[record["key"]] = record
 
+    async def append_async(self, record: dict[str, Any]) -> None:
+        """:meth:`append` on the store's one writer thread: the event loop keeps serving other calls while
+        fsync waits for the disk, and records still reach the file one by one, in order."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jsonl-store")
+        await asyncio.get_running_loop().run_in_executor(self._writer, self.append, record)
+
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
