@@ -20,6 +20,7 @@ from mc16k.llm.store import JsonlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 500
+SECRET = "sk-canary-must-never-be-written-0123456789"
 
 
 def write_benchmark(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def evaluate_cmd(tmp_path: Path, server: LoopbackLLMServer) -> list[str]:
         f"paths.answers_dir={tmp_path}/answers", f"paths.judgments_dir={tmp_path}/judgments",
         f"paths.reports_dir={tmp_path}/reports", f"hydra.run.dir={tmp_path}/hydra",
         "evaluate.judge.llm.model=loopback", f"evaluate.judge.llm.base_url={server.openai_base_url}",
-        "evaluate.judge.runner.concurrency=16",
+        "evaluate.judge.runner.concurrency=16", "evaluate.judge.llm.api_key_envs=[OPENAI_API_KEY]",
     ]
 
 
@@ -53,7 +54,7 @@ def stored_lines(path: Path) -> int:
 def test_sigkill_mid_run_loses_nothing_answered_and_rerun_pays_only_the_rest(tmp_path):
     write_benchmark(tmp_path)
     store_file = tmp_path / "judgments" / "openai-compatible" / "judgments.jsonl"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OPENAI_API_KEY": SECRET}
     with LoopbackLLMServer(latency_s=0.01) as server:
         server.hold_after_ok(200)
         first = subprocess.Popen(evaluate_cmd(tmp_path, server), cwd=tmp_path, env=env, start_new_session=True,
@@ -86,3 +87,5 @@ def test_sigkill_mid_run_loses_nothing_answered_and_rerun_pays_only_the_rest(tmp
         assert len(store) == N
         assert all(m["status"] == "ok" for record in store for m in record["metrics"].values())
     assert (tmp_path / "reports" / "kill" / "table3.md").is_file()
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert leaked == []  # .hydra/, the store and the reports never hold the key

@@ -78,6 +78,8 @@ def test_two_judges_then_table3_agreement_significance_and_plots(tmp_path, keys,
         assert sum(server.counts.values()) == 0 and dry["dry_run"]["calls"] == n_answers
         assert "dry run:" in capsys.readouterr().out
         run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo"))
+        again = run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo", "evaluate.dry_run=true"))
+        assert again["dry_run"]["calls"] == 0  # everything is in the store now
         result = run_evaluation(compose_evaluate(tmp_path, server, "gemini-pro"))
         assert server.counts["ok"] == 2 * n_answers
     reports = tmp_path / "reports" / "sample"

@@ -212,19 +212,24 @@ def estimate(cfg: JudgeConfig, rubric: Rubric, units: list[JudgingUnit]) -> dict
     }
 
 
+def pending_units(units: list[JudgingUnit], stored: dict[str, dict], retry_failed: bool) -> list[JudgingUnit]:
+    """Units without a stored judgment (or, with ``retry_failed``, whose stored judgment has a failure)."""
+
+    def done(unit: JudgingUnit) -> bool:
+        record = stored.get(unit.key)
+        if record is None:
+            return False
+        return not (retry_failed and any(m["status"] != STATUS_OK for m in record["metrics"].values()))
+
+    return [u for u in units if not done(u)]
+
+
 async def judge_units(
     cfg: JudgeConfig, backend: Backend, store: JsonlStore, units: list[JudgingUnit], retry_failed: bool = False
 ) -> JudgingSummary:
     """Judge every unit not yet in ``store``, storing each judgment the moment it is complete."""
     started = time.monotonic()
-
-    def done(unit: JudgingUnit) -> bool:
-        record = store.records.get(unit.key)
-        if record is None:
-            return False
-        return not (retry_failed and any(m["status"] != STATUS_OK for m in record["metrics"].values()))
-
-    todo = [u for u in units if not done(u)]
+    todo = pending_units(units, store.records, retry_failed)
     usage = Usage()
     failed = 0
     finished = 0

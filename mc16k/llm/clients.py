@@ -11,6 +11,8 @@ import asyncio
 import os
 from typing import Protocol
 
+import httpx
+
 from mc16k.llm.config import LLMConfig, Provider, StructuredOutput
 from mc16k.llm.types import ChatRequest, ChatResponse, PermanentLLMError, RetryableLLMError, Usage
 
@@ -115,6 +117,18 @@ class OpenAIChatClient:
         await self._client.close()
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level errors of the transports google-genai may use (aiohttp is an optional extra)."""
+    errors: list[type[BaseException]] = [httpx.HTTPError]
+    try:
+        import aiohttp
+
+        errors.append(aiohttp.ClientError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 class GeminiChatClient:
     """Gemini through ``google-genai``; the client object is kept for the run's lifetime (its async session
     closes when it is garbage-collected)."""
@@ -150,9 +164,6 @@ class GeminiChatClient:
         )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        import aiohttp
-        import httpx
-
         try:
             reply = await self._client.aio.models.generate_content(
                 model=self._cfg.model, contents=request.user, config=self._config(request)
@@ -162,9 +173,9 @@ class GeminiChatClient:
                 headers = getattr(err.response, "headers", None) or {}
                 raise RetryableLLMError(f"HTTP {err.code}", parse_retry_after(headers.get("retry-after"))) from err
             raise PermanentLLMError(f"HTTP {err.code}: {err.message}") from err
-        except (asyncio.TimeoutError, httpx.TimeoutException) as err:
+        except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException) as err:
             raise RetryableLLMError("timeout") from err
-        except (aiohttp.ClientError, httpx.HTTPError, ValueError) as err:
+        except (*_transport_errors(), ValueError) as err:
             raise RetryableLLMError(f"broken response: {type(err).__name__}") from err
         try:
             text = reply.text

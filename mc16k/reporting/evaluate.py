@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.judging.answers import load_answer_items
 from mc16k.judging.config import EvaluateConfig
-from mc16k.judging.judge import build_units, estimate, run_judge
+from mc16k.judging.judge import build_units, estimate, pending_units, run_judge, store_path
 from mc16k.judging.rubric import load_rubric
+from mc16k.llm.store import JsonlStore
 from mc16k.reporting.collect import judgments_frame
 from mc16k.reporting.plots import plot_scores
 from mc16k.reporting.tables import write_tables
@@ -40,9 +41,16 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     print(f"{len(items)} answers from {len({i.model_id for i in items})} models; judge {ev.judge.name} "
           f"({ev.judge.llm.provider.value}:{ev.judge.llm.model}), prompt {rubric.version}, mode {ev.judge.mode.value}")
     if ev.dry_run:
-        plan = estimate(ev.judge, rubric, build_units(ev.judge, rubric, pairs))
-        print(f"dry run: {plan['calls']} calls (before cache), ~{plan['input_tokens']} input tokens, "
-              f"<= {plan['max_output_tokens']} output tokens, <= ${plan['max_cost_usd']}; nothing was sent")
+        units = build_units(ev.judge, rubric, pairs)
+        path = store_path(cfg.paths.judgments_dir, ev.judge.name)
+        stored: dict[str, dict] = {}
+        if path.exists():
+            with JsonlStore(path) as store:
+                stored = store.records
+        plan = estimate(ev.judge, rubric, pending_units(units, stored, ev.retry_failed))
+        print(f"dry run: {plan['calls']} calls ({len(units) - plan['calls']} of {len(units)} judgments already "
+              f"stored), ~{plan['input_tokens']} input tokens, <= {plan['max_output_tokens']} output tokens, "
+              f"<= ${plan['max_cost_usd']} before re-asks and retries; nothing was sent")
         return {"dry_run": plan}
     result: dict[str, Any] = {}
     if ev.judge_answers:
