@@ -93,6 +93,7 @@ def test_every_item_ends_scored_or_failed(tmp_path, keys, provider):
     # "missing" dropped two metrics: the re-ask asked for exactly those two
     assert any(len(keys) == 2 for keys in requested)
     assert summary.metrics_failed == 1 + 7
+    assert summary.retries["HTTP 429"] == 1 and summary.retries["HTTP 500"] == 1 + 3 and summary.retries["timeout"] == 1
     assert summary.usage.input_tokens > 0 and summary.usage.output_tokens > 0
 
 

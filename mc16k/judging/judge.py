@@ -84,6 +84,8 @@ class Backend(Protocol):
 
     async def judge(self, unit: JudgingUnit) -> tuple[dict[str, dict[str, Any]], Usage]: ...
 
+    def retry_counts(self) -> dict[str, int]: ...
+
     async def close(self) -> None: ...
 
 
@@ -137,6 +139,9 @@ class RemoteBackend:
                 break
         return results, usage
 
+    def retry_counts(self) -> dict[str, int]:
+        return dict(self.runner.retries) if self.runner is not None else {}
+
     async def close(self) -> None:
         if self.runner is not None:
             await self.runner.client.close()
@@ -171,6 +176,9 @@ class LocalBackend:
         }
         return results, Usage(calls=1)
 
+    def retry_counts(self) -> dict[str, int]:
+        return {}
+
     async def close(self) -> None:
         return None
 
@@ -196,6 +204,7 @@ class JudgingSummary:
     usage: Usage
     cost_usd: float
     seconds: float
+    retries: dict[str, int]  # retried calls by reason (HTTP 429, timeout, ...)
 
 
 def estimate(cfg: JudgeConfig, rubric: Rubric, units: list[JudgingUnit]) -> dict[str, float]:
@@ -266,6 +275,7 @@ async def judge_units(
         usage=usage,
         cost_usd=round(usage.cost_usd(cfg.llm.pricing), 4),
         seconds=round(time.monotonic() - started, 2),
+        retries=backend.retry_counts(),
     )
 
 

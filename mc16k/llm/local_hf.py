@@ -4,8 +4,9 @@ For a prompt ending in e.g. ``"Empathy score (1-10): "`` the score is the probab
 candidate strings ``"1"`` ... ``"10"``, so a reading always exists. Candidates are scored honestly whatever the
 tokenizer does with them: a candidate's probability is the product of its tokens' probabilities (``"10"`` may
 be ``"1"`` then ``"0"``) times the probability that no further digit follows (so ``"1"`` does not also count
-the mass of ``"10"`` or ``"15"``). The KV cache of the longest shared token prefix is reused, so scoring 7
-metrics after one long question+answer costs one long forward pass and a few short ones.
+the mass of ``"10"`` or ``"15"``). The KV cache of the longest shared token prefix is reused across calls,
+and every (metric prefix, score) continuation of a prompt is evaluated in one extra forward pass as a token
+tree, so 7 metrics after one long question+answer cost one long pass and one short one.
 """
 
 from __future__ import annotations

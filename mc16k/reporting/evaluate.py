@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.judging.answers import load_answer_items
 from mc16k.judging.config import EvaluateConfig
-from mc16k.judging.judge import build_units, estimate, pending_units, run_judge, store_path
+from mc16k.judging.judge import build_units, estimate, judge_model_id, pending_units, run_judge, store_path
 from mc16k.judging.rubric import load_rubric
 from mc16k.llm.store import JsonlStore
 from mc16k.reporting.collect import judgments_frame
@@ -39,7 +39,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     pairs = list({(i.question_id, i.question, i.answer): None for i in items})
     rubric = load_rubric(ev.judge.rubric_dir)
     print(f"{len(items)} answers from {len({i.model_id for i in items})} models; judge {ev.judge.name} "
-          f"({ev.judge.llm.provider.value}:{ev.judge.llm.model}), prompt {rubric.version}, mode {ev.judge.mode.value}")
+          f"({judge_model_id(ev.judge)}), prompt {rubric.version}, mode {ev.judge.mode.value}")
     if ev.dry_run:
         units = build_units(ev.judge, rubric, pairs)
         path = store_path(cfg.paths.judgments_dir, ev.judge.name)
@@ -58,7 +58,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         result["judging"] = asdict(done)
         print(f"judged {done.units_judged} new / {done.units_cached} cached units in {done.seconds}s; "
               f"{done.usage.calls} calls, {done.usage.input_tokens}+{done.usage.output_tokens} tokens, "
-              f"${done.cost_usd}; {done.metrics_failed} metric judgments failed")
+              f"${done.cost_usd}; {done.metrics_failed} metric judgments failed; retries {done.retries or 'none'}")
     frame = judgments_frame(items, cfg.paths.judgments_dir, rubric, ev.report_judges)
     if frame.empty:
         raise ValueError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")
