@@ -13,6 +13,7 @@ from mc16k.judging.judge import STATUS_FAILED, STATUS_OK, run_judge, store_path
 from mc16k.llm.config import LLMConfig, Provider, RunnerConfig
 from mc16k.llm.loopback import LoopbackLLMServer, expected_score
 from mc16k.llm.store import JsonlStore
+from mc16k.llm.types import LLMSetupError
 
 QUESTION = "I cannot sleep since my father died and I feel guilty all the time."
 FAULTS = ["429", "500", "slow", "garbage_body", "malformed", "missing", "prose", "out_of_range", "always_500"]
@@ -111,10 +112,21 @@ def test_rerun_pays_zero_calls_and_retry_after_is_honoured(tmp_path, keys):
     assert first.units_judged == 14 and second.units_judged == 0 and second.units_cached == 14
 
 
+@pytest.mark.parametrize("provider", [Provider.openai, Provider.gemini])
+def test_a_rejected_key_stops_the_run_and_stores_no_failures(tmp_path, keys, provider):
+    with LoopbackLLMServer() as server:
+        cfg = judge_config(server, provider)
+        with pytest.raises(LLMSetupError, match="HTTP 401"):
+            run_judge(cfg, [(1, QUESTION, "An answer [[fault:401]]")], tmp_path)
+        assert server.counts["http_401"] == 1  # not retried
+    with JsonlStore(store_path(tmp_path, cfg.name)) as store:
+        assert len(store) == 0
+
+
 def test_missing_key_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with LoopbackLLMServer() as server:
         cfg = judge_config(server, Provider.openai)
-        with pytest.raises(Exception, match="OPENAI_API_KEY"):
+        with pytest.raises(LLMSetupError, match="OPENAI_API_KEY"):
             run_judge(cfg, [(1, QUESTION, "x")], tmp_path)
         assert sum(server.counts.values()) == 0

@@ -21,7 +21,7 @@ from mc16k.judging.rubric import Metric, Rubric, load_rubric
 from mc16k.llm.config import Provider
 from mc16k.llm.runner import AsyncRunner
 from mc16k.llm.store import JsonlStore
-from mc16k.llm.types import ChatRequest, LLMError, Usage
+from mc16k.llm.types import ChatRequest, LLMError, LLMSetupError, Usage
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class RemoteBackend:
         for attempt in range(self.cfg.max_reasks + 1):
             try:
                 response = await self.runner.complete(self.request(unit, pending))
+            except LLMSetupError:
+                raise  # a bad key or model name: stop the run instead of storing a failure per item
             except LLMError as err:
                 for metric in pending:
                     results[metric.key] = {"status": STATUS_FAILED, "score": None, "reason": f"api: {err}"}

@@ -14,7 +14,14 @@ from typing import Protocol
 import httpx
 
 from mc16k.llm.config import LLMConfig, Provider, StructuredOutput
-from mc16k.llm.types import ChatRequest, ChatResponse, PermanentLLMError, RetryableLLMError, Usage
+from mc16k.llm.types import (
+    ChatRequest,
+    ChatResponse,
+    LLMSetupError,
+    PermanentLLMError,
+    RetryableLLMError,
+    Usage,
+)
 
 
 class ChatClient(Protocol):
@@ -31,7 +38,7 @@ def read_api_key(cfg: LLMConfig) -> str | None:
         value = os.environ.get(name)
         if value:
             return value
-    raise PermanentLLMError(
+    raise LLMSetupError(
         f"no API key for {cfg.provider.value} model {cfg.model!r}: set one of the environment variables "
         f"{list(cfg.api_key_envs)}"
     )
@@ -47,6 +54,9 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+SETUP_STATUSES = (401, 403, 404)  # bad key, no access, unknown model or endpoint
+
+
 def _is_retryable_status(status: int) -> bool:
     return status == 429 or status == 408 or status >= 500
 
@@ -58,7 +68,7 @@ class OpenAIChatClient:
         import openai
 
         if cfg.provider is Provider.openai_compatible and not cfg.base_url:
-            raise PermanentLLMError("judge provider openai_compatible needs llm.base_url (e.g. http://host:8000/v1)")
+            raise LLMSetupError("judge provider openai_compatible needs llm.base_url (e.g. http://host:8000/v1)")
         self._openai = openai
         self._cfg = cfg
         self._client = openai.AsyncOpenAI(
@@ -100,7 +110,8 @@ class OpenAIChatClient:
             if _is_retryable_status(err.status_code):
                 retry_after = parse_retry_after(err.response.headers.get("retry-after"))
                 raise RetryableLLMError(f"HTTP {err.status_code}", retry_after) from err
-            raise PermanentLLMError(f"HTTP {err.status_code}: {err.message}") from err
+            error = LLMSetupError if err.status_code in SETUP_STATUSES else PermanentLLMError
+            raise error(f"HTTP {err.status_code} from {self._cfg.model!r}: {err.message}") from err
         except openai.APITimeoutError as err:
             raise RetryableLLMError("timeout") from err
         except (openai.APIConnectionError, openai.APIResponseValidationError, ValueError) as err:
@@ -172,7 +183,8 @@ class GeminiChatClient:
             if _is_retryable_status(err.code or 0):
                 headers = getattr(err.response, "headers", None) or {}
                 raise RetryableLLMError(f"HTTP {err.code}", parse_retry_after(headers.get("retry-after"))) from err
-            raise PermanentLLMError(f"HTTP {err.code}: {err.message}") from err
+            error = LLMSetupError if err.code in SETUP_STATUSES else PermanentLLMError
+            raise error(f"HTTP {err.code} from {self._cfg.model!r}: {err.message}") from err
         except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException) as err:
             raise RetryableLLMError("timeout") from err
         except (*_transport_errors(), ValueError) as err:
@@ -199,4 +211,4 @@ def build_chat_client(cfg: LLMConfig) -> ChatClient:
         return OpenAIChatClient(cfg)
     if cfg.provider is Provider.gemini:
         return GeminiChatClient(cfg)
-    raise PermanentLLMError(f"provider {cfg.provider.value!r} has no chat client; use mc16k.llm.local_hf")
+    raise LLMSetupError(f"provider {cfg.provider.value!r} has no chat client; use mc16k.llm.local_hf")

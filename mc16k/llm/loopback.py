@@ -15,6 +15,7 @@ answer text, so a test decides per item what goes wrong:
 ``prose``          every reply: prose and a code fence around the JSON
 ``out_of_range``   every reply: the first requested metric scored 11
 ``always_500``     every request: HTTP 500
+``401``            every request: HTTP 401 (a bad key)
 =================  ============================================================================
 
 ``counts`` tallies what was sent: ``ok`` (a complete, valid judgment reply), ``bad_reply`` (200 with a broken
@@ -46,7 +47,7 @@ def expected_score(answer: str, metric_key: str) -> int:
     return 1 + digest[0] % 10
 
 
-REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 class LoopbackLLMServer:
@@ -193,8 +194,8 @@ class LoopbackLLMServer:
             self.counts["dropped"] += 1
             return False
         fault = self._decide(prompt)
-        if fault in ("429", "500", "always_500"):
-            status = 429 if fault == "429" else 500
+        if fault in ("429", "500", "always_500", "401"):
+            status = {"429": 429, "401": 401}.get(fault, 500)
             self.counts[f"http_{status}"] += 1
             error = {"error": {"code": status, "message": f"injected {fault}", "status": "INJECTED"}}
             retry_after = f"Retry-After: {self.retry_after_s}\r\n" if status == 429 else ""

@@ -66,4 +66,8 @@ class RetryableLLMError(LLMError):
 
 
 class PermanentLLMError(LLMError):
-    """Bad request, bad key, unknown model: retrying cannot help."""
+    """This request cannot succeed (e.g. rejected content): retrying cannot help; the item fails."""
+
+
+class LLMSetupError(PermanentLLMError):
+    """Bad key, no access, unknown model: no request can succeed, so the run stops before storing failures."""
