@@ -38,10 +38,10 @@ def plot_scores(summary: pd.DataFrame, rubric: Rubric, out_dir: Path) -> list[Pa
         ax.set_ylim(0, rubric.score_max)
         ax.set_ylabel(f"score ({rubric.score_min}-{rubric.score_max}), 95% CI")
         ax.set_title(f"Judge: {judge}")
-        ax.legend(fontsize=7, ncol=min(4, len(models)), loc="lower right")
+        ax.legend(fontsize=7, ncol=min(4, len(models)), loc="upper center", bbox_to_anchor=(0.5, -0.16))
         fig.tight_layout()
         path = out_dir / _file_name(judge)
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")  # keeps the legend below the axes
         plt.close(fig)
         paths.append(path)
     return paths
