@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,8 +21,10 @@ from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
-# Credentials W&B must never see in offline runs (nothing to upload): hidden from its process while it starts.
-SECRET_ENV_VARS = ("WANDB_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+# Credentials hidden from W&B's process while it starts (it inherits the environment): the judges' keys
+# always, its own key when offline (nothing to upload).
+OTHER_SECRET_ENV_VARS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+WANDB_KEY_ENV_VAR = "WANDB_API_KEY"
 
 
 class LoggerKind(str, Enum):
@@ -43,7 +45,7 @@ class LoggerConfig:
 
     kind: LoggerKind = LoggerKind.none
     project: str = "mc16k"
-    entity: Optional[str] = None
+    entity: Optional[str] = None  # noqa: UP045 (OmegaConf 2.3 reads Optional, not X | None)
     mode: WandbMode = WandbMode.offline
     tags: list[str] = field(default_factory=list)  # added to the model and data tags
 
@@ -70,9 +72,9 @@ def logger_config(raw: Any) -> LoggerConfig:
 
 
 @contextmanager
-def _without_secrets() -> Iterator[None]:
-    """Hide credentials from the environment while W&B starts its service (it inherits the env)."""
-    hidden = {name: os.environ.pop(name) for name in SECRET_ENV_VARS if name in os.environ}
+def _without(names: tuple[str, ...]) -> Iterator[None]:
+    """Remove environment variables while W&B starts its service, then put them back."""
+    hidden = {name: os.environ.pop(name) for name in names if name in os.environ}
     try:
         yield
     finally:
@@ -82,7 +84,7 @@ def _without_secrets() -> Iterator[None]:
 @contextmanager
 def tracked_run(
     logger_cfg: LoggerConfig, labels: RunLabels, config: dict[str, Any], save_dir: Path, is_rank_zero: bool
-) -> Iterator[Optional[Logger]]:
+) -> Iterator[Logger | None]:
     """The Lightning logger for this job (None for no logger or non-zero ranks), closed on exit."""
     if logger_cfg.kind is LoggerKind.none or not is_rank_zero:
         yield None
@@ -93,7 +95,7 @@ def tracked_run(
     import wandb
 
     online = logger_cfg.mode is WandbMode.online
-    with nullcontext() if online else _without_secrets():
+    with _without(OTHER_SECRET_ENV_VARS if online else (*OTHER_SECRET_ENV_VARS, WANDB_KEY_ENV_VAR)):
         run = wandb.init(
             project=logger_cfg.project,
             entity=logger_cfg.entity,
