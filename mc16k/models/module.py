@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,10 @@ from torchmetrics import MeanMetric
 from mc16k.data.formatting import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
+
+# bitsandbytes' CPU 4-bit kernel has no registered autograd kernel and torch warns on every backward; the
+# gradients are exact all the same (tests/test_models_training.py compares them with a dequantized copy).
+warnings.filterwarnings("ignore", message=r"bitsandbytes::gemv_4bit: an autograd kernel was not registered")
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", "labels")
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
