@@ -270,3 +270,19 @@ def test_wandb_run_is_finished_and_marked_failed_when_the_job_raises(tmp_path, m
     assert wandb.run is None
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*-abc123def456")
     assert (run_dir / "run-abc123def456.wandb").is_file()
+
+
+def test_paper_lora_on_a_mistral_7b_shaped_model_trains_about_2_percent():
+    """Paper: about 2.14 % trainable on a 7B model; r=64 on every linear layer of Mistral-7B's shape gives 2.26 %."""
+    from peft import get_peft_model
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from mc16k.models.lora import TrainableShare, peft_lora_config
+
+    cfg = compose_train(["experiment=paper", "paths.output_dir=/unused"])
+    with torch.device("meta"):
+        model = MistralForCausalLM(MistralConfig())  # the defaults are Mistral-7B's sizes
+    share = TrainableShare(*get_peft_model(model, peft_lora_config(cfg.lora)).get_nb_trainable_parameters())
+    # per layer and rank: q, o (4096 -> 4096), k, v (4096 -> 1024), gate, up, down (4096 <-> 14336); no lm_head
+    assert share.trainable == 32 * 64 * (2 * (4096 + 4096) + 2 * (4096 + 1024) + 3 * (4096 + 14336))
+    assert 2.0 < share.percent < 2.5
