@@ -74,7 +74,7 @@ class CausalLMFineTuner(L.LightningModule):
         loss = self(batch)
         real = real_token_count(batch, self.pad_token_id)
         seconds = max(time.perf_counter() - self._batch_started, 1e-9)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=1)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=1, sync_dist=True)
         self.log("train/tokens_per_s", real / seconds, prog_bar=True, on_step=True, batch_size=1)
         self.log("train/token_efficiency", real / batch["input_ids"].numel(), on_step=True, batch_size=1)
         if torch.cuda.is_available() and self.device.type == "cuda":
@@ -88,8 +88,9 @@ class CausalLMFineTuner(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
         self.val_loss.reset()
-        self.log("val/loss", loss, prog_bar=True, sync_dist=False)
-        self.log("val/perplexity", torch.exp(loss.clamp(max=50.0)), sync_dist=False)
+        # compute() already reduced over processes; sync_dist averages equal values (and keeps Lightning quiet)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val/perplexity", torch.exp(loss.clamp(max=50.0)), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         trainable = [p for p in self.model.parameters() if p.requires_grad]

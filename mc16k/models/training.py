@@ -195,6 +195,8 @@ def train(cfg: DictConfig) -> float | None:
             save_adapter(model, tokenizer, cfg, run_id, run_dir / ADAPTER_DIR)
             write_json(run_dir / "metrics.json", metrics)
             mark_done(run_dir, run_id, metrics)
+    if not is_rank_zero:
+        return val_loss
     base_text = f"base {base_loss:.4f} -> " if base_loss is not None else ""
     log.info("%s: validation loss %sadapter %.4f (run %s, %s)", name, base_text, val_loss, run_id, run_dir)
     return val_loss
