@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from mc16k.config import register_configs, resource_path
@@ -17,10 +18,11 @@ from mc16k.data.stats import format_table1
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_table1_for_the_sample_via_compose():
+@pytest.mark.parametrize("overrides", [["data=sample"], ["data=both"]], ids=["sample", "both-defaults-to-sample"])
+def test_table1_for_the_sample_via_compose(overrides):
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="data_stats", overrides=["data=sample"])
+        cfg = compose(config_name="data_stats", overrides=overrides)
     table = format_table1(prepare_rows(cfg.data, cfg.prompt.system).reports).splitlines()
     interview = next(line for line in table if line.startswith("interview")).split()
     synthetic = next(line for line in table if line.startswith("synthetic")).split()
@@ -55,3 +57,10 @@ def test_app_on_a_hub_named_mirror(tmp_path):
     assert rows["interview"][1:3] == ["Interview_Data_6K.csv", "46"]
     assert rows["synthetic"][1:3] == ["Synthetic_Data_10K.csv", "44"]
     assert rows["total"][1] == "90"
+
+
+def test_app_reads_the_hub_when_root_is_null():
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="data_stats", overrides=["data=both", "data.root=null"])
+    assert cfg.data.root is None and cfg.data.hub_repo == "ShenLab/MentalChat16K"
