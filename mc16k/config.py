@@ -9,9 +9,8 @@ misspelled key or a wrong type fails at compose time with the key's full name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
-
 from pathlib import Path
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
