@@ -1,10 +1,8 @@
 """The local-hf judge through the whole judging path (tiny model, both metric modes), the evaluate config
-tree (demo/smoke/paper compose; bad keys fail naming them) and, slow, `evaluate.py experiment=demo` itself."""
+tree (demo/smoke/paper compose; bad keys fail naming them); `evaluate.py experiment=demo` runs in test_pipeline_slow.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,26 +68,3 @@ def test_bad_evaluate_keys_fail_at_compose_naming_the_key(override, key):
         compose_evaluate(override)
     message = str(err.value) + str(err.value.__cause__)
     assert key in message
-
-
-@pytest.mark.slow
-def test_evaluate_demo_writes_table3_results_and_a_plot(tmp_path):
-    sys.path.insert(0, str(ROOT / "tests"))
-    import test_report_pipeline as fixtures
-
-    fixtures.MODELS = {
-        "smollm2-135m-instruct": ("base", "smollm2"),
-        "smollm2-135m-instruct-ft-sample": ("finetuned", "smollm2"),
-    }
-    fixtures.write_answers(tmp_path / "answers", rounds=1)
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), "experiment=demo", f"paths.answers_dir={tmp_path}/answers",
-         f"paths.judgments_dir={tmp_path}/judgments", f"paths.reports_dir={tmp_path}/reports",
-         f"hydra.run.dir={tmp_path}/hydra"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1200, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    reports = tmp_path / "reports" / "sample"
-    assert (reports / "table3.md").is_file() and (reports / "results.csv").is_file()
-    assert (reports / "scores_local-hf.png").stat().st_size > 10_000
-    assert "0 metric judgments failed" in done.stdout

@@ -1,5 +1,5 @@
 """train.py end to end in subprocesses (slow tier): the 21-job sweep with W&B offline and secret canaries,
-relaunch skipping, SIGKILL and resume, DDP on CPU with 2 gloo processes, and the SmolLM2 demo."""
+relaunch skipping, SIGKILL and resume, DDP on CPU with 2 gloo processes (the SmolLM2 demo: test_pipeline_slow.py)."""
 
 from __future__ import annotations
 
@@ -128,15 +128,3 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, tiny_model_dir):
     done = json.loads((run_dir / "done.json").read_text())
     assert done["global_step"] == 4
     load_adapter(run_dir)
-
-
-def test_demo_adapter_beats_the_base_on_the_sample_validation_split(tmp_path):
-    started = time.perf_counter()
-    result = train_cli(["experiment=demo", f"paths.runs_dir={tmp_path}"], timeout=600)
-    elapsed = time.perf_counter() - started
-    match = re.search(r"validation loss base ([\d.]+) -> adapter ([\d.]+)", result.stdout + result.stderr)
-    assert match, (result.stdout + result.stderr)[-3000:]
-    base, adapter = map(float, match.groups())
-    assert adapter < base
-    # Wall time depends on what else the machine runs, so it is reported, not asserted (DESIGN.md §1).
-    print(f"demo: {elapsed:.0f} s, validation loss base {base:.4f} -> adapter {adapter:.4f}")
