@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from mc16k.config import resource_path
 from mc16k.data.formatting import encode_prompt
 from mc16k.data.tokenizer import load_tokenizer
 from mc16k.inference.benchmark import read_questions
@@ -57,7 +58,7 @@ def timed(engine: HFEngine, prompts, seeds, params, batch_size: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
-    parser.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "data" / "question.jsonl")
+    parser.add_argument("--questions", type=Path, default=Path(resource_path("benchmark/evalq200_question.jsonl")))
     parser.add_argument("--n", type=int, default=32, help="questions answered in each mode")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)

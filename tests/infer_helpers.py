@@ -9,11 +9,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from mc16k.config import register_configs
+from mc16k.config import register_configs, resource_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
-REAL_QUESTIONS = ROOT.parent / "shared" / "data" / "question.jsonl"
+REAL_QUESTIONS = Path(resource_path("benchmark/evalq200_question.jsonl"))
 
 
 def tiny_overrides(model_dir: Path, work: Path) -> list[str]:
