@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
+from typing import Any
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import PreTrainedTokenizerBase
 
 from mc16k.data.batching import BatchPlan, collate, plan_batches, token_efficiency
@@ -51,6 +53,42 @@ class _PlannedBatches(Dataset):
 
     def __getitem__(self, index: int) -> list[list[EncodedExample]]:
         return [[self.split.examples[i] for i in row] for row in self.split.plan[index]]
+
+
+class _EpochOrder(DistributedSampler):
+    """Batch indices in an order that is a pure function of (seed, epoch) (``randperm`` seeded with
+    seed + epoch; this process's share under DDP), starting at batch ``start`` of the epoch so that a resumed
+    run skips what it already trained on. A DistributedSampler even in one process, so Lightning keeps it
+    under DDP instead of swapping in its own, and calls ``set_epoch`` on it every epoch."""
+
+    start: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0  # only the epoch a run resumes in starts part-way
+        super().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return islice(super().__iter__(), self.start, None)
+
+
+class _TrainLoader(DataLoader):
+    """The training DataLoader. It reads its sampler (and starts workers) at the first batch, not at
+    ``iter()``: Lightning creates the iterator before it calls ``set_epoch`` on a resumed run, and under FSDP
+    before it restores the data position.
+
+    The position itself is checkpointed by the datamodule (``state_dict``); ``state_dict`` /
+    ``load_state_dict`` here only mark the loader as resumable, so Lightning does not warn that a mid-epoch
+    resume replays batches."""
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from super().__iter__()
+
+    def state_dict(self) -> dict[str, int]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        pass
 
 
 def encode_split(
@@ -96,6 +134,8 @@ class MentalChatDataModule(L.LightningDataModule):
         self.prepared: PreparedData | None = None
         self.train_split: EncodedSplit | None = None
         self.val_split: EncodedSplit | None = None
+        self._train_order: _EpochOrder | None = None
+        self._resume: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
 
     def prepare_data(self) -> None:
         """Fetch hub files once per node (a no-op for local files)."""
@@ -140,20 +180,48 @@ class MentalChatDataModule(L.LightningDataModule):
             stats[f"data/{name}/token_efficiency"] = split.token_efficiency
         return stats
 
-    def _loader(self, split: EncodedSplit | None, shuffle: bool) -> DataLoader:
+    def _loader(self, split: EncodedSplit | None, train: bool) -> DataLoader:
         if split is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        return DataLoader(
-            _PlannedBatches(split),
+        batches = _PlannedBatches(split)
+        kwargs: dict[str, Any] = dict(
             batch_size=None,  # items are whole planned batches
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.data_cfg.seed) if shuffle else None,
             collate_fn=partial(collate, pad_token_id=self.tokenizer.pad_token_id),
             num_workers=self.data_cfg.num_workers,
         )
+        if not train:
+            return DataLoader(batches, **kwargs)
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        self._train_order = _EpochOrder(batches, num_replicas=world, rank=rank, seed=self.data_cfg.seed)
+        if self._resume is not None:
+            self._train_order.epoch, self._train_order.start = self._resume
+        return _TrainLoader(batches, sampler=self._train_order, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_split, shuffle=True)
+        return self._loader(self.train_split, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_split, shuffle=False)
+        return self._loader(self.val_split, train=False)
+
+    def state_dict(self) -> dict[str, int]:
+        """Checkpointed data position: the epoch and how many of its batches training steps have received.
+
+        Read from Lightning's loop counters, not from the loader, which workers read ahead of training.
+        Lightning's own loader-state restore is not used: it never happens when ``configure_optimizers``
+        built the loader first (``estimated_stepping_batches``), as ours does."""
+        if self.trainer is None or self._train_order is None:
+            return {}
+        epoch = self.trainer.current_epoch
+        batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if batches >= len(self._train_order):  # a finished epoch: resume at the next one
+            epoch, batches = epoch + 1, 0
+        return {"epoch": epoch, "batches": batches}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Resume the batch order where the checkpoint left it (Lightning calls this before or after the
+        training loader exists, depending on the strategy)."""
+        if not state_dict:
+            return
+        self._resume = (state_dict["epoch"], state_dict["batches"])
+        if self._train_order is not None:
+            self._train_order.epoch, self._train_order.start = self._resume
