@@ -20,7 +20,7 @@ from mc16k.llm.store import JsonlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 500
-SECRET = "sk-canary-must-never-be-written-0123456789"
+SECRET = "canary-openai-key-must-never-be-written-0123456789"
 
 
 def write_benchmark(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CANARIES = {
     "WANDB_API_KEY": "canary-wandb-5c1e9d0b7a3f4e21",
-    "OPENAI_API_KEY": "sk-canary-openai-8f2d61c4b9e04a77",
+    "OPENAI_API_KEY": "canary-openai-8f2d61c4b9e04a77",
     "GEMINI_API_KEY": "canary-gemini-3b7a9e5d1c2f4068",
     "GOOGLE_API_KEY": "canary-google-e4d2a8c6f1b35790",
 }
