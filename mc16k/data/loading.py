@@ -188,10 +188,7 @@ def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]
 
 
 def _json_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataValidationError(f"{path}: line {err.lineno}, column -: not valid JSON ({err.msg})") from err
+    records = _parse_json(path, None, text)
     if not isinstance(records, list):
         raise DataValidationError(f"{path}: row -, column -: expected a JSON list of objects")
     for row_number, record in enumerate(records, start=1):
@@ -201,13 +198,19 @@ def _json_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]
 
 
 def _json_object(path: Path, row_number: int, line: str) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataValidationError(f"{path}: row {row_number}, column -: not valid JSON ({err.msg})") from err
+    record = _parse_json(path, row_number, line)
     if not isinstance(record, dict):
         raise DataValidationError(f"{path}: row {row_number}, column -: expected a JSON object")
     return record
+
+
+def _parse_json(path: Path, row: int | None, text: str) -> Any:
+    """``json.loads`` whose error names the file and the row (``None``: a whole file, named by its line)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        where = f"row {row}" if row is not None else f"line {err.lineno}"
+        raise DataValidationError(f"{path}: {where}, column -: not valid JSON ({err.msg})") from err
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
