@@ -13,10 +13,11 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from mc16k.atomic_io import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +68,6 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _write_atomically(path: Path, rows: Iterable[dict]) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def add_answers(path: str | Path, new_rows: list[dict]) -> int:
     """Add rows whose question id is not in the file yet; return how many were added."""
     path = Path(path)
@@ -101,8 +82,6 @@ def add_answers(path: str | Path, new_rows: list[dict]) -> int:
                 rows[row["question_id"]] = row
                 added += 1
         if added:
-            _write_atomically(
-                path,
-                sorted(rows.values(), key=lambda r: (isinstance(r["question_id"], str), r["question_id"])),
-            )
+            ordered = sorted(rows.values(), key=lambda r: (isinstance(r["question_id"], str), r["question_id"]))
+            write_text_atomically(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ordered))
     return added
