@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mc16k.inference.runner import MetricsLogger
+from mc16k.runs.identity import directory_run_id
 from mc16k.runs.tracking import LoggerKind, RunLabels, logger_config, tracked_run
 
 
@@ -22,7 +22,7 @@ def tracker_metrics(cfg: DictConfig) -> Iterator[MetricsLogger]:
         return
     output_dir = Path(cfg.paths.output_dir)
     labels = RunLabels(
-        run_id="infer-" + hashlib.sha256(str(output_dir.resolve()).encode()).hexdigest()[:12],
+        run_id=directory_run_id("infer", output_dir),
         name=f"infer {cfg.benchmark.name}",
         group="infer",
         tags=["infer", cfg.benchmark.name],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.runs.identity import directory_run_id
 from mc16k.runs.tracking import LoggerKind, RunLabels, logger_config, tracked_run
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,7 @@ def log_to_wandb(
     import wandb
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    run_id = "evaluate-" + hashlib.sha256(str(save_dir.resolve()).encode()).hexdigest()[:12]
-    labels = RunLabels(run_id=run_id, name=f"evaluate {save_dir.name}", group="evaluate", tags=["evaluate"])
+    labels = RunLabels(run_id=directory_run_id("evaluate", save_dir), name=f"evaluate {save_dir.name}", group="evaluate", tags=["evaluate"])
     with tracked_run(logger_cfg, labels, config, save_dir, is_rank_zero=True) as logger:
         run = logger.experiment
         run.log(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -48,3 +49,9 @@ def run_id(cfg: DictConfig) -> str:
     """12 hex digits of the SHA-256 of the canonical JSON of ``run_identity(cfg)``."""
     canonical = json.dumps(run_identity(cfg), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def directory_run_id(stage: str, directory: Path) -> str:
+    """``<stage>-<12 hex>`` from a job's output dir: the tracker run id of a stage that trains nothing
+    (infer, evaluate), stable when the same dir is written again."""
+    return f"{stage}-" + hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
