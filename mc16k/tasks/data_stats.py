@@ -11,8 +11,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.config import project_root, register_configs
+from mc16k.config import register_configs
 from mc16k.data.prepare import SourceReport, prepare_rows
+from mc16k.paths import config_dir
 
 # MentalChat16K paper, Table 1 (its row labels are swapped; these follow the text): input, output words
 PAPER_AVG_WORDS = {"interview": (69.94, 235.85), "synthetic": (111.24, 363.94)}
@@ -85,14 +86,18 @@ def format_table1(reports: dict[str, SourceReport]) -> str:
     return "\n".join(out)
 
 
-@hydra.main(config_path=str(Path(project_root()) / "conf"), config_name="data_stats", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def print_table1(cfg: DictConfig) -> None:
     prepared = prepare_rows(cfg.data, cfg.prompt.system)
     where = cfg.data.root if cfg.data.root is not None else f"hub {cfg.data.hub_repo}"
     print(f"MentalChat16K Table 1 — data={cfg.data.name} ({where})")
     print(format_table1(prepared.reports))
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The Hydra app (conf/data_stats.yaml); the config dir is found when the app starts, not on import."""
     register_configs()
+    hydra.main(config_path=config_dir(), config_name="data_stats", version_base="1.3")(print_table1)()
+
+
+if __name__ == "__main__":
     main()

@@ -15,8 +15,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from mc16k.dtypes import DType
-from mc16k.models.config import ModelConfig, QuantConfig
-from mc16k.models.loading import load_for_inference, read_adapter_info
+from mc16k.models.config import QuantConfig
+from mc16k.models.loading import load_for_inference
+from mc16k.runs.layout import read_run_info
+from mc16k.schema import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ def export_merged(
 ) -> Path:  # fmt: skip
     """Write ``<adapter_dir>/../merged`` (or ``out_dir``): base + adapter folded into plain weights."""
     adapter_dir = Path(adapter_dir)
-    info = read_adapter_info(adapter_dir)
+    info = read_run_info(adapter_dir)
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), info["model"])
     model_cfg.dtype = DType(dtype)
     no_quant = OmegaConf.structured(QuantConfig(enabled=False))
