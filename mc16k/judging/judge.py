@@ -8,7 +8,6 @@ hash), so identical answers are judged once and a re-run skips every unit alread
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,20 +17,13 @@ from typing import Any, Protocol
 from mc16k.judging.config import JudgeConfig, MetricMode
 from mc16k.judging.parsing import parse_reply
 from mc16k.judging.rubric import Metric, Rubric, load_rubric
+from mc16k.judging.store import STATUS_FAILED, STATUS_OK, open_store, text_sha
 from mc16k.llm.config import Provider
 from mc16k.llm.runner import AsyncRunner
 from mc16k.llm.store import JsonlStore
 from mc16k.llm.types import ChatRequest, LLMError, LLMSetupError, Usage
 
 log = logging.getLogger(__name__)
-
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-
-
-def text_sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
 
 @dataclass(frozen=True)
 class JudgingUnit:
@@ -281,11 +273,6 @@ async def judge_units(
     )
 
 
-def store_path(judgments_dir: str | Path, judge_name: str) -> Path:
-    """``<judgments_dir>/<judge name>/judgments.jsonl``: one store per judge."""
-    return Path(judgments_dir) / judge_name / "judgments.jsonl"
-
-
 def run_judge(
     cfg: JudgeConfig,
     pairs: list[tuple[Any, str, str]],
@@ -300,7 +287,7 @@ def run_judge(
     async def main() -> JudgingSummary:
         backend = build_backend(cfg, rubric, cache_dir)
         try:
-            with JsonlStore(store_path(judgments_dir, cfg.name)) as store:
+            with open_store(judgments_dir, cfg.name) as store:
                 return await judge_units(cfg, backend, store, units, retry_failed)
         finally:
             await backend.close()
