@@ -302,7 +302,13 @@ async def judge_units(
     finished = 0
     unfinished: list[str] = []
 
+    in_progress = asyncio.Semaphore(cfg.max_units_in_progress or 2 * cfg.runner.concurrency)
+
     async def one(unit: JudgingUnit, order: int) -> None:
+        async with in_progress:  # units are admitted in order; a slot frees once the judgment is stored
+            await judge_and_store(unit, order)
+
+    async def judge_and_store(unit: JudgingUnit, order: int) -> None:
         nonlocal failed, finished
         try:
             results, unit_usage, extra = await backend.judge(unit, order)

@@ -111,15 +111,20 @@ def status_error(status: int, message: str, retry_after: str | None, model: str,
 
 
 def transport_error(err: BaseException) -> TransportError:
-    """A failure without an HTTP answer; a refused connection (or DNS/TLS failure) never reached the server."""
-    cause = err
-    while cause is not None and not isinstance(cause, httpx.HTTPError):
+    """A failure without an HTTP answer. A refused connection (or a DNS/TLS failure, a connect timeout) never
+    reached the server; a read timeout or a dropped connection may have. The SDKs wrap the transport's error
+    (httpx, its fork httpx2, aiohttp), so the cause chain is read by class name."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    if isinstance(err, (asyncio.TimeoutError, TimeoutError)) or isinstance(cause, httpx.TimeoutException):
+    names = {type(c).__name__ for c in chain}
+    if names & {"ConnectError", "ConnectTimeout", "ClientConnectorError", "ConnectionRefusedError", "gaierror"}:
+        return TransportError(f"connection failed: {chain[-1]}", sent=False)
+    if any(isinstance(c, TimeoutError) or "Timeout" in type(c).__name__ for c in chain):
         return TransportError("timeout", sent=True)
-    if isinstance(cause, httpx.ConnectError) or isinstance(err, (ConnectionRefusedError, OSError)):
-        return TransportError(f"connection failed: {cause or err}", sent=False)
-    return TransportError(f"connection broken: {type(cause or err).__name__}", sent=True)
+    return TransportError(f"connection broken: {type(chain[-1]).__name__}", sent=True)
 
 
 class OpenAIChatClient(StructuredOutputFallback):
@@ -173,7 +178,9 @@ class OpenAIChatClient(StructuredOutputFallback):
             raise status_error(
                 err.status_code, err.message, err.response.headers.get("retry-after"), self._cfg.model, mode.value
             ) from err
-        except (openai.APITimeoutError, openai.APIConnectionError) as err:
+        except openai.APITimeoutError as err:
+            raise TransportError("timeout", sent=True) from err
+        except openai.APIConnectionError as err:
             raise transport_error(err) from err
         except (openai.APIResponseValidationError, ValueError) as err:  # HTTP 200 with a body that is not a reply
             raise RetryableLLMError(f"broken response: {type(err).__name__}", usage=Usage(calls=1)) from err
