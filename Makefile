@@ -35,8 +35,9 @@ test-slow: $(STAMP)  ## real SmolLM2, subprocess sweeps, kill-and-resume, DDP on
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the layering contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check mc16k tests benchmarks *.py
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
