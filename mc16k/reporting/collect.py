@@ -21,8 +21,12 @@ COLUMNS = [
 
 
 def judge_label(record: dict) -> str:
-    """A judge's name in tables; the per-metric mode of the same judge is reported as a judge of its own."""
-    return record["judge"] if record["mode"] == "all" else f"{record['judge']} (per-metric)"
+    """A judge configuration's label in tables and plots: its name, its model and (if not ``all``) its metric
+    mode. Judgments of two models (or modes) stored under one judge name are two judges in every report,
+    never one mean over both. (Only the current prompt version is read, so the version needs no label.)"""
+    model = record["judge_model"].split(":", 1)[-1]
+    mode = "" if record["mode"] == "all" else ", per-metric"
+    return f"{record['judge']} ({model}{mode})"
 
 
 def load_judgments(judgments_dir: str | Path, rubric: Rubric, judges: list[str] | None) -> dict:
