@@ -79,7 +79,7 @@ def test_backoff_grows_with_jitter_and_caps_retry_after():
     assert runner.backoff_s(0, 12.0) == 12.0 and runner.backoff_s(0, 999.0) == 30.0
 
 
-def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path):
+def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path, caplog):
     path = tmp_path / "judge" / "judgments.jsonl"
     with JsonlStore(path) as store:
         store.append({"key": "a", "v": 1})
@@ -90,6 +90,7 @@ def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path):
     with JsonlStore(path) as store:
         assert {k: r["v"] for k, r in store.records.items()} == {"a": 3, "b": 2}
         store.append({"key": "c", "v": 4})
+    assert "judgments.jsonl: dropped a torn last line (16 bytes" in caplog.text  # before: dropped silently
     lines = path.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1]) == {"key": "c", "v": 4}
 

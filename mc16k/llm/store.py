@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+
+log = logging.getLogger(__name__)
 
 
 class StoreCorruptError(ValueError):
@@ -36,7 +40,11 @@ class JsonlStore:
             return
         data = self.path.read_bytes()
         complete_end = data.rfind(b"\n") + 1
-        if complete_end < len(data):  # torn last line from a killed writer: drop it
+        if complete_end < len(data):  # torn last line from a killed writer: drop it, and say so
+            log.warning(
+                "%s: dropped a torn last line (%d bytes, the process writing it was killed mid-write)",
+                self.path, len(data) - complete_end,
+            )
             with open(self.path, "r+b") as fh:
                 fh.truncate(complete_end)
                 os.fsync(fh.fileno())
