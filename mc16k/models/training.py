@@ -2,7 +2,7 @@
 
 The job dir (``paths.output_dir``) holds ``run.json`` (who owns the dir), ``provenance.json``,
 ``checkpoints/`` (adapter-only), ``adapter/`` (PEFT adapter + tokenizer + ``mc16k_run.json`` +
-``config.yaml``), ``metrics.json`` and, last, ``done.json``. A finished job with the same run id returns
+``config.yaml``), ``data_split.json`` (the validation rows), ``metrics.json`` and, last, ``done.json``. A finished job with the same run id returns
 its recorded validation loss before any model is loaded.
 """
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 ADAPTER_DIR = "adapter"
+DATA_SPLIT_FILE = "data_split.json"  # the validation rows: source, 1-based data row, content hash
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -163,6 +164,7 @@ def train(cfg: DictConfig) -> float | None:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     if is_rank_zero:
         write_provenance(run_dir, run_id, resolved, resolve_files(cfg.data), data_summary)
+        write_json(run_dir / DATA_SPLIT_FILE, datamodule.prepared.split_record())
 
     labels = RunLabels(run_id=run_id, name=name, group=cfg.train.group, tags=[cfg.model.name, cfg.data.name])
     with tracked_run(tracking, labels, resolved, run_dir, is_rank_zero) as logger:
