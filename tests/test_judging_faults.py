@@ -11,7 +11,8 @@ import pytest
 from loopback import MESSY_FORMS, LoopbackLLMServer, expected_score, served_score
 
 from mc16k.judging.config import JudgeConfig, MetricMode
-from mc16k.judging.judge import STATUS_FAILED, STATUS_OK, JudgingStopped, run_judge, store_path
+from mc16k.judging.judge import JudgingStopped, run_judge
+from mc16k.judging.store import STATUS_FAILED, STATUS_OK, store_path
 from mc16k.llm.config import LLMConfig, Provider, RunnerConfig
 from mc16k.llm.store import JsonlStore
 from mc16k.llm.types import LLMSetupError

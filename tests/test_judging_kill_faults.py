@@ -17,7 +17,7 @@ import pytest
 from loopback import LoopbackLLMServer
 
 from mc16k.inference.store import add_answers, answer_path
-from mc16k.judging.judge import text_sha
+from mc16k.judging.store import text_sha
 from mc16k.llm.store import JsonlStore
 
 ROOT = Path(__file__).resolve().parents[1]

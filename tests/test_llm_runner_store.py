@@ -90,7 +90,7 @@ def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path, ca
     with JsonlStore(path) as store:
         assert {k: r["v"] for k, r in store.records.items()} == {"a": 3, "b": 2}
         store.append({"key": "c", "v": 4})
-    assert "judgments.jsonl: dropped a torn last line (16 bytes" in caplog.text  # before: dropped silently
+    assert "judgments.jsonl:4: dropping a torn last line (16 bytes" in caplog.text  # before: dropped silently
     lines = path.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1]) == {"key": "c", "v": 4}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -19,19 +18,13 @@ from typing import Any, Protocol
 from mc16k.judging.config import JudgeConfig, MetricMode
 from mc16k.judging.parsing import parse_reply
 from mc16k.judging.rubric import Metric, Rubric, load_rubric
+from mc16k.judging.store import STATUS_FAILED, STATUS_OK, open_store, text_sha
 from mc16k.llm.config import Provider
 from mc16k.llm.runner import FIRST_CALL, AsyncRunner
 from mc16k.llm.store import JsonlStore
 from mc16k.llm.types import ChatRequest, LLMSetupError, PermanentLLMError, UnfinishedCallError, Usage
 
 log = logging.getLogger(__name__)
-
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-
-
-def text_sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -371,11 +364,6 @@ async def judge_units(
     return done
 
 
-def store_path(judgments_dir: str | Path, judge_name: str) -> Path:
-    """``<judgments_dir>/<judge name>/judgments.jsonl``: one store per judge."""
-    return Path(judgments_dir) / judge_name / "judgments.jsonl"
-
-
 def run_judge(
     cfg: JudgeConfig,
     pairs: list[tuple[Any, str, str]],
@@ -390,7 +378,7 @@ def run_judge(
     async def main() -> JudgingSummary:
         backend = build_backend(cfg, rubric, cache_dir)
         try:
-            with JsonlStore(store_path(judgments_dir, cfg.name)) as store:
+            with open_store(judgments_dir, cfg.name) as store:
                 return await judge_units(cfg, backend, store, units, retry_failed)
         finally:
             await backend.close()

@@ -21,10 +21,9 @@ from mc16k.judging.judge import (
     judge_model_id,
     pending_units,
     run_judge,
-    store_path,
 )
 from mc16k.judging.rubric import load_rubric
-from mc16k.llm.store import JsonlStore
+from mc16k.judging.store import stored_units
 from mc16k.reporting.collect import judgments_frame
 from mc16k.reporting.plots import plot_scores
 from mc16k.reporting.tables import write_tables
@@ -38,7 +37,7 @@ from mc16k.stats.summary import (
     summarize,
 )
 
-__all__ = ["register_configs", "run_evaluation"]  # evaluate.py imports only its task
+__all__ = ["JudgingStopped", "register_configs", "run_evaluation"]  # evaluate.py imports only its task
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
           f"({judge_model_id(ev.judge)}), prompt {rubric.version}, mode {ev.judge.mode.value}")
     if ev.dry_run:
         units = build_units(ev.judge, rubric, pairs)
-        path = store_path(cfg.paths.judgments_dir, ev.judge.name)
-        stored: dict[str, dict] = {}
-        if path.exists():
-            with JsonlStore(path) as store:
-                stored = store.records
+        stored = stored_units(cfg.paths.judgments_dir, ev.judge.name)
         plan = estimate(ev.judge, rubric, pending_units(units, stored, ev.retry_failed))
         print(f"dry run: {plan['calls']} calls ({len(units) - plan['calls']} of {len(units)} judgments already "
               f"stored), ~{plan['input_tokens']} input tokens, <= {plan['max_output_tokens']} output tokens, "
