@@ -242,7 +242,7 @@ def run_plain(job: dict[str, Any], configs: dict[str, Any], clock: StepClock) ->
     """A plain loop: shuffled examples, padded to the longest of each batch, loss, backward, clip, step."""
     import torch
 
-    from mc16k.data.formatting import IGNORE_INDEX
+    from mc16k.schema import IGNORE_INDEX
 
     tokenizer, examples = configs["tokenizer"], configs["examples"]
     model = load_peft_model(configs["model"], configs["quant"], configs["lora"], gradient_checkpointing=False)
@@ -330,7 +330,7 @@ def run_mc16k(job: dict[str, Any], configs: dict[str, Any], clock: StepClock, ov
     from mc16k.config import register_configs
     from mc16k.data.datamodule import MentalChatDataModule
     from mc16k.models.module import CausalLMFineTuner
-    from mc16k.models.training import build_model, build_trainer
+    from mc16k.tasks.train import build_model, build_trainer
 
     register_configs()
     spec = configs["model_spec"]
@@ -385,7 +385,8 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from mc16k.data.tokenizer import load_tokenizer
-    from mc16k.models.config import LoraConfig, ModelConfig, QuantConfig
+    from mc16k.models.config import LoraConfig, QuantConfig
+    from mc16k.schema import ModelConfig
 
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
