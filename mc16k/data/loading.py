@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mc16k.data.config import DataConfig, OnBadRow
+from mc16k.errors import BadInputError
 from mc16k.jsonl import JsonlLineError, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 _CSV_FIELD_LIMIT = 1 << 30  # the csv module's default (128 KiB) is too small for long transcripts
 
 
-class DataValidationError(ValueError):
+class DataValidationError(BadInputError):
     """A data file that cannot be used as configured; the message names file, row and column."""
 
 
