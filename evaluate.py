@@ -10,8 +10,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.config import register_configs
-from mc16k.reporting.evaluate import run_evaluation
+from mc16k.tasks.evaluate import register_configs, run_evaluation
 
 register_configs()
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mc16k.config import resource_path
 from mc16k.data.config import DataConfig, OnBadRow
 from mc16k.data.loading import DataValidationError, load_source, resolve_files
 from mc16k.data.prepare import prepare_rows
+from mc16k.paths import resource_path
 
 SAMPLE_DIR = Path(resource_path("data/sample"))
 SYSTEM = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/prompt/counseling.yaml").system

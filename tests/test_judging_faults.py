@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from loopback import LoopbackLLMServer, expected_score
 
-from mc16k.config import resource_path
 from mc16k.judging.config import JudgeConfig, MetricMode
 from mc16k.judging.judge import STATUS_FAILED, STATUS_OK, run_judge, store_path
 from mc16k.llm.config import LLMConfig, Provider, RunnerConfig
-from mc16k.llm.loopback import LoopbackLLMServer, expected_score
 from mc16k.llm.store import JsonlStore
 from mc16k.llm.types import LLMSetupError
+from mc16k.paths import resource_path
 
 QUESTION = "I cannot sleep since my father died and I feel guilty all the time."
 FAULTS = ["429", "500", "slow", "garbage_body", "malformed", "missing", "prose", "out_of_range", "always_500"]

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from mc16k.config import resource_path
 from mc16k.judging.parsing import parse_reply
 from mc16k.judging.rubric import load_rubric
+from mc16k.paths import resource_path
 
 RUBRIC = load_rubric(resource_path("prompts/judge/v1"))
 METRICS = list(RUBRIC.metrics)

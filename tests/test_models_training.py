@@ -17,14 +17,15 @@ from omegaconf import OmegaConf
 from peft import PeftModel
 
 from mc16k.config import register_configs
-from mc16k.models.config import LoraConfig, ModelConfig, QuantConfig
-from mc16k.models.export import export_merged
+from mc16k.models.config import LoraConfig, QuantConfig
 from mc16k.models.loading import load_base_model, load_for_inference
 from mc16k.models.lora import attach_lora
 from mc16k.models.optim import adamw, constant_with_warmup
-from mc16k.models.training import accumulation_steps, train
 from mc16k.runs.identity import run_id
 from mc16k.runs.tracking import logger_config
+from mc16k.schema import ModelConfig
+from mc16k.tasks.export import export_merged
+from mc16k.tasks.train import accumulation_steps, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -245,7 +246,7 @@ def test_launcher_presets_compose_with_gpus_per_job_from_the_trainer(launcher, t
 
 
 def test_fsdp_preset_stores_4bit_weights_in_the_compute_dtype_and_a_mismatch_is_refused():
-    from mc16k.models.training import check_fsdp_quant_storage
+    from mc16k.tasks.train import check_fsdp_quant_storage
 
     cfg = compose_train(["trainer=fsdp", "paths.output_dir=/unused"])
     assert cfg.quant.quant_storage == cfg.quant.compute_dtype

@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.config import register_configs
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.judging.answers import load_answer_items
 from mc16k.judging.config import EvaluateConfig
@@ -27,6 +28,8 @@ from mc16k.stats.summary import (
     significance,
     summarize,
 )
+
+__all__ = ["register_configs", "run_evaluation"]  # evaluate.py imports only its task
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,16 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.config import register_configs
 from mc16k.runs.identity import run_id as compute_run_id
+from mc16k.runs.layout import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_DIR,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    RUN_INFO_FILE,
+)
 from mc16k.runs.records import (
     claim_run_dir,
     finished_run,
@@ -29,11 +38,9 @@ from mc16k.runs.records import (
 )
 from mc16k.runs.tracking import RunLabels, logger_config, tracked_run
 
-log = logging.getLogger(__name__)
+__all__ = ["register_configs", "train"]  # train.py imports only its task
 
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
-ADAPTER_DIR = "adapter"
+log = logging.getLogger(__name__)
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -115,7 +122,7 @@ def save_adapter(model: Any, tokenizer: Any, cfg: DictConfig, run_id: str, adapt
     tokenizer.save_pretrained(str(adapter_dir))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     write_json(
-        adapter_dir / "mc16k_run.json",
+        adapter_dir / RUN_INFO_FILE,
         {
             "run_id": run_id,
             "name": run_name(cfg),
@@ -127,7 +134,7 @@ def save_adapter(model: Any, tokenizer: Any, cfg: DictConfig, run_id: str, adapt
             "seed": cfg.seed,
         },
     )
-    OmegaConf.save(resolved, adapter_dir / "config.yaml")
+    OmegaConf.save(resolved, adapter_dir / ADAPTER_CONFIG_FILE)
 
 
 def validation_loss(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule) -> float:
@@ -193,7 +200,7 @@ def train(cfg: DictConfig) -> float | None:
             logger.log_metrics({f"final/{key}": value for key, value in metrics.items() if value is not None})
         if trainer.is_global_zero:
             save_adapter(model, tokenizer, cfg, run_id, run_dir / ADAPTER_DIR)
-            write_json(run_dir / "metrics.json", metrics)
+            write_json(run_dir / METRICS_FILE, metrics)
             mark_done(run_dir, run_id, metrics)
     if not is_rank_zero:
         return val_loss
