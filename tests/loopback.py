@@ -18,6 +18,9 @@ answer text, so a test decides per item what goes wrong:
 ``401``            every request: HTTP 401 (a bad key)
 =================  ============================================================================
 
+A ``responder`` (prompt text -> reply text, or None) answers prompts other than judge prompts, e.g. the data
+pipelines' generation prompts; its replies count as ``ok``.
+
 ``counts`` tallies what was sent: ``ok`` (a complete, valid judgment reply), ``bad_reply`` (200 with a broken
 or incomplete judgment), ``late_reply`` (sent after the slow delay), and one entry per HTTP fault.
 ``hold_after_ok(n)`` stops replying after the n-th ``ok``: later requests wait, and on ``release()`` they are
@@ -33,6 +36,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 FAULT_MARKER = re.compile(r"\[\[fault:([a-z_0-9]+)\]\]")
@@ -57,8 +61,15 @@ class LoopbackLLMServer:
     measure the client, not the server.
     """
 
-    def __init__(self, latency_s: float = 0.0, slow_s: float = 2.0, retry_after_s: float = 0.05):
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        slow_s: float = 2.0,
+        retry_after_s: float = 0.05,
+        responder: Callable[[str], str | None] | None = None,
+    ):
         self.latency_s = latency_s
+        self.responder = responder
         self.slow_s = slow_s
         self.retry_after_s = retry_after_s
         self.counts: collections.Counter[str] = collections.Counter()
@@ -208,7 +219,11 @@ class LoopbackLLMServer:
             self.counts["garbage_body"] += 1
             await self._send(writer, 200, b"<html>this is not json")
             return True
-        text, valid = self._judgment_text(prompt, fault)
+        reply = self.responder(prompt) if self.responder is not None else None
+        if reply is not None:
+            text, valid = reply, True
+        else:
+            text, valid = self._judgment_text(prompt, fault)
         await self._send(writer, 200, json.dumps(self._wrap(api, text, prompt)).encode())
         outcome = "late_reply" if fault == "slow" else ("ok" if valid else "bad_reply")
         self.counts[outcome] += 1

@@ -31,9 +31,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from mc16k.config import project_root
 from mc16k.llm.store import JsonlStore
 from mc16k.llm.types import ChatRequest
+from mc16k.paths import config_dir
 from mc16k.synth.backend import StoredCalls, build_runner, check_privacy, model_id, request_sha
 from mc16k.synth.config import GenerateConfig, TopicWeight, register_synth_configs
 from mc16k.synth.filters import DuplicateIndex, content_reason
@@ -238,13 +238,15 @@ def run_generate(cfg: GenerateConfig, system_instruction: str, cache_dir: str | 
     return report
 
 
-register_synth_configs()
-
-
-@hydra.main(version_base="1.3", config_path=str(Path(project_root()) / "conf"), config_name="synth_generate")
-def main(cfg: DictConfig) -> None:
-    synth: GenerateConfig = OmegaConf.to_object(cfg.synth)
+def generate_app(cfg: DictConfig) -> None:
+    synth: GenerateConfig = OmegaConf.to_object(cfg.synth)  # typed by synth_generate_schema
     run_generate(synth, cfg.prompt.system, cache_dir=cfg.paths.cache_dir)
+
+
+def main() -> None:
+    """The Hydra app (conf/synth_generate.yaml); the config dir is found when the app starts, not on import."""
+    register_synth_configs()
+    hydra.main(config_path=config_dir(), config_name="synth_generate", version_base="1.3")(generate_app)()
 
 
 if __name__ == "__main__":
