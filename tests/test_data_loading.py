@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mc16k.data.config import DataConfig, OnBadRow
-from mc16k.data.loading import DataValidationError, load_source, resolve_files
-from mc16k.data.prepare import prepare_rows
+from mc16k.data.config import DataConfig, OnBadRow, OnMissingMarker
+from mc16k.data.loading import DataValidationError, Row, load_source, resolve_files
+from mc16k.data.prepare import content_hash, prepare_rows
 from mc16k.paths import resource_path
 
 SAMPLE_DIR = Path(resource_path("data/sample"))
@@ -59,6 +59,38 @@ def test_split_is_seeded():
         return [(row.source, row.row) for row in prepared.val]
 
     assert split(1) == split(1) != split(2)
+
+
+def test_validation_rows_of_a_source_do_not_depend_on_the_other_sources_loaded():
+    def prepared(sources: list[str], seed: int = 42):
+        cfg = DataConfig(name="x", root=str(SAMPLE_DIR), sources=sources, seed=seed, val_fraction=0.2)
+        return prepare_rows(cfg, SYSTEM)
+
+    def held_out(data) -> set[tuple[str, int]]:
+        return {(row.source, row.row) for row in data.val}
+
+    both, interview, synthetic = prepared(["interview", "synthetic"]), prepared(["interview"]), prepared(["synthetic"])
+    # data=both drops a synthetic row that repeats an interview row; it can be in val(synthetic) only
+    interview_pairs = {(row.input, row.output) for row in interview.train + interview.val}
+    repeats = {(row.source, row.row) for row in synthetic.val if (row.input, row.output) in interview_pairs}
+    assert held_out(both) == held_out(interview) | (held_out(synthetic) - repeats)
+    assert {source for source, _ in held_out(both)} == {"interview", "synthetic"}
+    assert held_out(prepared(["synthetic"], seed=7)) != held_out(synthetic)
+
+
+def test_run_dir_lists_the_validation_rows_by_source_file_row_and_content(tmp_path):
+    prepared = prepare_rows(DataConfig(name="both", root=str(SAMPLE_DIR), val_fraction=0.2), SYSTEM)
+    record = prepared.split_record()["validation"]
+    assert len(record) == len(prepared.val) > 2
+    for entry in record:
+        rows = load_source(SAMPLE_DIR / DataConfig().files[entry["source"]], entry["source"]).rows
+        (row,) = [r for r in rows if r.row == entry["row"]]
+        assert content_hash(row) == entry["content_hash"]
+    with (SAMPLE_DIR / "Interview_Data_6K.csv").open(newline="") as handle:
+        data_rows = list(csv.DictReader(handle))  # row n is the n-th row under the header
+    first = next(entry for entry in record if entry["source"] == "interview")
+    file_row = data_rows[first["row"] - 1]
+    assert content_hash(Row("interview", first["row"], "", file_row["input"].strip(), file_row["output"].strip())) == first["content_hash"]
 
 
 @pytest.mark.parametrize(("name", "sources"), [("interview", ["interview"]), ("synthetic", ["synthetic"])])
@@ -174,6 +206,23 @@ def test_undecodable_bytes(tmp_path):
         load_source(path, "interview")
     assert_names(err, path, 2, "output")
     assert r"\xe9" in str(err.value)
+
+
+def test_a_nan_cell_is_warned_about_naming_file_row_and_column(tmp_path, caplog):
+    # before: a literal "nan" (a pandas export of an empty cell) became training text without a word
+    path = write_csv(tmp_path / "data.csv", [GOOD, {**GOOD, "output": "nan"}, {**GOOD, "input": "NULL"}])
+    loaded = load_source(path, "interview")
+    assert [r.output for r in loaded.rows] == ["That sounds hard.", "nan", "That sounds hard."]
+    assert f"{path}: 2 cells read like a missing-value marker" in caplog.text
+    assert "row 2, column 'output': the cell reads 'nan'" in caplog.text
+    caplog.clear()
+    assert len(load_source(path, "interview", on_missing_marker=OnMissingMarker.keep).rows) == 3
+    assert "missing-value marker" not in caplog.text
+    with pytest.raises(DataValidationError, match="the cell reads 'nan'") as err:
+        load_source(path, "interview", on_missing_marker=OnMissingMarker.bad_row)
+    assert_names(err, path, 2, "output")
+    skipped = load_source(path, "interview", OnBadRow.skip, OnMissingMarker.bad_row)
+    assert [r.row for r in skipped.rows] == [1] and [b.row for b in skipped.skipped] == [2, 3]
 
 
 def test_invalid_json_line(tmp_path):

@@ -12,7 +12,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from mc16k.config import register_configs
 from mc16k.judging.config import JudgeConfig, MetricMode
-from mc16k.judging.judge import STATUS_OK, run_judge, store_path
+from mc16k.judging.judge import run_judge
+from mc16k.judging.store import STATUS_OK, store_path
 from mc16k.llm.config import LLMConfig, Provider
 from mc16k.llm.store import JsonlStore
 from mc16k.paths import resource_path

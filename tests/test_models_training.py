@@ -82,8 +82,8 @@ def test_recipe_warmup_then_constant_and_torch_adamw_without_cuda():
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         schedule.step()
-    assert rates[:3] == pytest.approx([2e-4 / 3, 2 * 2e-4 / 3, 2e-4])
-    assert rates[3:] == pytest.approx([2e-4] * 7)
+    assert rates[:4] == pytest.approx([0.0, 2e-4 / 3, 2 * 2e-4 / 3, 2e-4])  # 3 % of 100 steps, from lr 0
+    assert rates[4:] == pytest.approx([2e-4] * 6)
     with pytest.raises(ValueError, match="warmup_ratio"):
         constant_with_warmup(optimizer, 100, 1.5)
 
@@ -142,6 +142,9 @@ def test_smoke_job_leaves_adapter_only_checkpoints_a_loadable_adapter_and_a_done
     assert {"interview", "synthetic"} <= provenance["data_files"].keys()
     assert len(provenance["data_files"]["interview"]["sha256"]) == 64
     assert provenance["data_counts"]["data/train/examples"] > 0
+    split = json.loads((run_dir / "data_split.json").read_text())["validation"]
+    assert len(split) == provenance["data_counts"]["data/val/examples"] > 0
+    assert {"source", "row", "content_hash"} == set(split[0]) and len(split[0]["content_hash"]) == 64
     metrics = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss_step", "train/tokens_per_s", "train/token_efficiency", "lr-AdamW"} <= set(metrics)
 

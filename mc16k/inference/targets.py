@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mc16k.models.config import BaselineConfig, QuantConfig
-from mc16k.paths import project_root
+from mc16k.paths import config_dir
 from mc16k.runs.layout import ADAPTER_DIR, DONE_FILE, RUN_INFO_FILE, read_run_info
 from mc16k.schema import ModelConfig
 
@@ -59,15 +59,31 @@ def baseline_target(baseline_cfg: DictConfig, quant_cfg: DictConfig) -> AnswerTa
     )
 
 
-def load_baseline_config(name: str, conf_dir: str | Path | None = None) -> DictConfig:
-    """``conf/baseline/<name>.yaml`` validated against ``BaselineConfig`` (for lists of baselines)."""
-    path = Path(conf_dir or Path(project_root()) / "conf") / "baseline" / f"{name}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise FileNotFoundError(
-            f"infer.baselines: no baseline {name!r} ({path} missing); available: {available}"
-        )
-    return OmegaConf.merge(OmegaConf.structured(BaselineConfig), OmegaConf.load(path))
+def load_baseline_config(name: str) -> DictConfig:
+    """``baseline=<name>`` composed through Hydra's config search path, validated against ``BaselineConfig``.
+
+    Inside a Hydra app (infer.py) this is the app's own search path, so baselines added by a search-path
+    plugin or ``hydra.searchpath`` are found; outside one (a script, a test) it is ``paths.config_dir()``.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import MissingConfigException
+
+    overrides = [f"+baseline={name}"]
+    try:
+        if GlobalHydra.instance().is_initialized():
+            if HydraConfig.initialized():  # the app's hydra.searchpath applies to this compose too
+                overrides.append("hydra.searchpath=[" + ",".join(HydraConfig.get().searchpath) + "]")
+            composed = compose(config_name=None, overrides=overrides)
+        else:
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                composed = compose(config_name=None, overrides=overrides)
+    except MissingConfigException as err:
+        raise FileNotFoundError(f"infer.baselines: no baseline {name!r}. {err}") from err
+    if not OmegaConf.is_dict(composed.get("baseline")):  # no baseline group on the search path at all
+        raise FileNotFoundError(f"infer.baselines: no config group 'baseline' on Hydra's search path for {name!r}")
+    return OmegaConf.merge(OmegaConf.structured(BaselineConfig), composed.baseline)
 
 
 def finetuned_target(run_dir: Path) -> AnswerTarget:

@@ -4,6 +4,7 @@
     <run_dir>/provenance.json     code version, packages, resolved config, data file hashes
     <run_dir>/checkpoints/        adapter-only Lightning checkpoints (last.ckpt resumes a killed job)
     <run_dir>/adapter/            PEFT adapter + tokenizer + mc16k_run.json + config.yaml
+    <run_dir>/data_split.json     the validation rows: source, 1-based data row of its file, content hash
     <run_dir>/metrics.json        final metrics
     <run_dir>/done.json           written last: the run is finished
 
@@ -24,6 +25,7 @@ LAST_CHECKPOINT = "last.ckpt"
 ADAPTER_DIR = "adapter"
 RUN_INFO_FILE = "mc16k_run.json"  # inside ADAPTER_DIR
 ADAPTER_CONFIG_FILE = "config.yaml"  # inside ADAPTER_DIR: the run's resolved config
+DATA_SPLIT_FILE = "data_split.json"
 METRICS_FILE = "metrics.json"
 DONE_FILE = "done.json"
 

@@ -2,8 +2,9 @@
 
 The job dir (``paths.output_dir``) holds ``run.json`` (who owns the dir), ``provenance.json``,
 ``checkpoints/`` (adapter-only), ``adapter/`` (PEFT adapter + tokenizer + ``mc16k_run.json`` +
-``config.yaml``), ``metrics.json`` and, last, ``done.json``. A finished job with the same run id returns
-its recorded validation loss before any model is loaded.
+``config.yaml``), ``data_split.json`` (the validation rows), ``metrics.json`` and, last, ``done.json``
+(file names in ``mc16k.runs.layout``). A finished job with the same run id returns its recorded validation
+loss before any model is loaded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mc16k.runs.layout import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_DIR,
     CHECKPOINT_DIR,
+    DATA_SPLIT_FILE,
     LAST_CHECKPOINT,
     METRICS_FILE,
     RUN_INFO_FILE,
@@ -170,6 +172,7 @@ def train(cfg: DictConfig) -> float | None:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     if is_rank_zero:
         write_provenance(run_dir, run_id, resolved, resolve_files(cfg.data), data_summary)
+        write_json(run_dir / DATA_SPLIT_FILE, datamodule.prepared.split_record())
 
     labels = RunLabels(run_id=run_id, name=name, group=cfg.train.group, tags=[cfg.model.name, cfg.data.name])
     with tracked_run(tracking, labels, resolved, run_dir, is_rank_zero) as logger:
