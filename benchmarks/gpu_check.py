@@ -52,7 +52,7 @@ TINY_MOE = {**TINY, "num_local_experts": 4, "num_experts_per_tok": 2}
 def save_random_model(out: Path, arch: str, shape: dict[str, int], device: str) -> Path:
     """A random-weight model of ``shape`` (bf16 on CUDA, fp32 on CPU) with the benchmark's tokenizer."""
     import torch
-    from transformers import MistralConfig, MistralForCausalLM
+    from transformers import AutoModelForCausalLM, MistralConfig
 
     from mc16k.models.tiny import build_tiny_tokenizer
 
@@ -66,8 +66,8 @@ def save_random_model(out: Path, arch: str, shape: dict[str, int], device: str) 
     )  # fmt: skip
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     torch.manual_seed(0)
-    with torch.device(device):
-        model = MistralForCausalLM(config).to(dtype)
+    with torch.device(device):  # built in its dtype on the device: never a full fp32 copy
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     del model
@@ -144,7 +144,7 @@ def mixtral_footprint(shape: dict[str, int], device: str, steps: int) -> dict[st
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         torch.manual_seed(0)
         with torch.device(device):
-            model = MixtralForCausalLM(config).to(dtype)
+            model = MixtralForCausalLM._from_config(config, dtype=dtype)
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
         lora = LoraConfig(
@@ -230,7 +230,8 @@ def generation(
         peft_model.save_pretrained(path)
         adapters.append(path / f"a{index}" if (path / f"a{index}").is_dir() else path)
         base = peft_model.unload()
-    engine.close()
+    del base, peft_model
+    engine.close()  # frees the GPU for vLLM
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest

@@ -114,6 +114,10 @@ class StepClock:
     own_cpu: list[float] = field(default_factory=list)
 
     def step_done(self, real: int, processed: int) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # a step ends when the GPU has finished it, not when it was queued
         self.ends.append(time.perf_counter())
         self.real.append(real)
         self.processed.append(processed)
