@@ -174,7 +174,12 @@ def mixtral_footprint(shape: dict[str, int], device: str, steps: int) -> dict[st
 
 
 def generation(
-    model_dir: Path, work: Path, n_questions: int, max_new_tokens: int, batch_size: int
+    model_dir: Path,
+    work: Path,
+    n_questions: int,
+    max_new_tokens: int,
+    batch_size: int,
+    max_prompt_tokens: int,
 ) -> dict[str, Any]:
     """(c): HF batched generate (mc16k's engine, NF4 base) vs vLLM with three random LoRA adapters."""
     import torch
@@ -198,7 +203,7 @@ def generation(
     tokenizer = load_tokenizer(model_cfg)
     system = OmegaConf.load(ROOT / "conf/prompt/counseling.yaml").system
     questions = read_questions(Path(resource_path("benchmark/evalq200_question.jsonl")))[:n_questions]
-    prompts = [encode_prompt(tokenizer, model_cfg, system, q.text, 512) for q in questions]
+    prompts = [encode_prompt(tokenizer, model_cfg, system, q.text, max_prompt_tokens) for q in questions]
     seeds = [question_seed(42, q.question_id) for q in questions]
     params = GenerationConfig(max_new_tokens=max_new_tokens)
     quant = OmegaConf.structured(
@@ -287,14 +292,16 @@ def main() -> None:
             from omegaconf import OmegaConf
 
             system = OmegaConf.load(ROOT / "conf/prompt/counseling.yaml").system
-            data_dir = bench.write_dataset(work / "data", bench.table1_rows(256, 42), system)
+            data_dir = bench.write_dataset(
+                work / "data", bench.table1_rows(64 if args.cpu_smoke else 256, 42), system
+            )
             report["training"] = training_steps(model_dir, data_dir, work, args)
         if "b" in args.only:
             report["mixtral"] = run_isolated("b", args, work)
             print(f"(b) Mixtral-8x7B shape: {json.dumps(report['mixtral'])}", flush=True)
         if "c" in args.only:
-            n, new, batch = (8, 8, 4) if args.cpu_smoke else (200, 128, 50)
-            report["generation"] = generation(model_dir, work, n, new, batch)
+            n, new, batch, prompt = (8, 8, 4, 128) if args.cpu_smoke else (200, 128, 50, 512)
+            report["generation"] = generation(model_dir, work, n, new, batch, prompt)
             print(f"(c) generation: {json.dumps(report['generation'])}", flush=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out / 'gpu_check.json'}")
