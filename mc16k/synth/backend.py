@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from mc16k.errors import UserError
 from mc16k.llm.config import LLMConfig, Provider
 from mc16k.llm.runner import AsyncRunner
 from mc16k.llm.store import JsonlStore
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
-class PrivateDataError(RuntimeError):
-    """A private dataset would be sent to a remote backend."""
+class PrivateDataError(UserError, RuntimeError):
+    """A private dataset would be sent to a remote backend (the user fixes the backend or overrides)."""
 
 
 def is_local_backend(cfg: LLMConfig) -> bool:

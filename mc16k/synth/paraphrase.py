@@ -29,6 +29,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.errors import MissingInputError
 from mc16k.llm.store import JsonlStore
 from mc16k.llm.types import ChatRequest
 from mc16k.paths import config_dir
@@ -72,10 +73,10 @@ def split_pages(text: str, page_words: int) -> list[str]:
 def read_chunks(cfg: ParaphraseConfig) -> list[Chunk]:
     directory = Path(cfg.transcripts_dir)
     if not directory.is_dir():
-        raise FileNotFoundError(f"synth.transcripts_dir: {directory} is not a directory")
+        raise MissingInputError(f"synth.transcripts_dir: {directory} is not a directory")
     files = sorted(directory.glob("*.txt"))
     if not files:
-        raise FileNotFoundError(f"synth.transcripts_dir: no *.txt transcripts in {directory}")
+        raise MissingInputError(f"synth.transcripts_dir: no *.txt transcripts in {directory}")
     if cfg.pages_per_chunk < 1 or cfg.page_words < 1:
         raise ValueError("synth.pages_per_chunk and synth.page_words must be >= 1")
     chunks = []
