@@ -300,7 +300,7 @@ def main() -> None:
             report["mixtral"] = run_isolated("b", args, work)
             print(f"(b) Mixtral-8x7B shape: {json.dumps(report['mixtral'])}", flush=True)
         if "c" in args.only:
-            n, new, batch, prompt = (8, 8, 4, 128) if args.cpu_smoke else (200, 128, 50, 512)
+            n, new, batch, prompt = (8, 8, 4, 512) if args.cpu_smoke else (200, 128, 50, 512)
             report["generation"] = generation(model_dir, work, n, new, batch, prompt)
             print(f"(c) generation: {json.dumps(report['generation'])}", flush=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
