@@ -16,7 +16,10 @@ import lightning as L
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import CompareStepGradients, Crash, CrashAfterStep, run_training
+from train_helpers import CompareStepGradients, Crash, CrashAfterStep, compose_run, run_training
+
+from mc16k.data.tokenizer import load_tokenizer
+from mc16k.models.module import real_token_count
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,21 +98,34 @@ def test_effective_batch_counts_examples_whatever_the_layout(tmp_path, tiny_mode
     assert metrics["effective_batch_size"] == 8 and metrics["tokens_per_step_mean"] > 0
 
 
-class SlowOptimizer(L.Callback):
-    """Half a second between backward and the optimizer step."""
+class SlowOptimizerStepClock(L.Callback):
+    """Half a second between backward and the optimizer step, and each step's (real tokens, wall time from
+    its start to after the optimizer step), one micro-batch per step. Callbacks run before the module's own
+    hooks, so a clock in the module that covers the whole step spans at least this one."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+        self.steps: list[tuple[int, float]] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self.started, self.tokens = time.perf_counter(), real_token_count(batch, self.pad_token_id)
 
     def on_before_optimizer_step(self, *args: Any) -> None:
         time.sleep(0.5)
 
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.steps.append((self.tokens, time.perf_counter() - self.started))
+
 
 def test_tokens_per_second_times_the_whole_step_backward_and_optimizer_included(tmp_path, tiny_model_dir, monkeypatch):
-    overrides = [*FAST, "logger=csv", "data.micro_batch_size=2", "train.effective_batch_size=2",
-                 "trainer.max_steps=3"]  # fmt: skip
-    run_training(tmp_path, tiny_model_dir, monkeypatch, overrides, SlowOptimizer())
+    overrides = [*FAST, "logger=csv", "data.micro_batch_size=2", "train.effective_batch_size=2", "trainer.max_steps=3"]
+    clock = SlowOptimizerStepClock(pad_token_id=load_tokenizer(compose_run(tmp_path, tiny_model_dir, overrides).model).pad_token_id)
+    run_training(tmp_path, tiny_model_dir, monkeypatch, overrides, clock)
     with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
         rates = [float(row["train/tokens_per_s"]) for row in csv.DictReader(handle) if row.get("train/tokens_per_s")]
-    assert len(rates) == 3
-    assert max(rates) <= 2 * 256 / 0.5  # a step holds at most 2 x 256 tokens (smoke: max_seq_len 256) and lasts over 0.5 s
+    assert len(rates) == len(clock.steps) == 3
+    for rate, (tokens, seconds) in zip(rates, clock.steps, strict=True):
+        assert rate <= tokens / seconds * 1.01  # at most the rate over the whole step, sleep included
 
 
 def adapter_weights(run_dir: Path) -> dict[str, torch.Tensor]:
