@@ -21,6 +21,7 @@ import torch
 
 from mc16k.data.config import Batching
 from mc16k.data.formatting import EncodedExample
+from mc16k.errors import BadInputError
 from mc16k.schema import IGNORE_INDEX
 
 BatchPlan = list[list[list[int]]]
@@ -57,7 +58,7 @@ def plan_batches(
     examples per optimizer step are micro-batch x accumulation x processes.
     """
     if micro_batch_size < 1:
-        raise ValueError(f"data.micro_batch_size must be >= 1, got {micro_batch_size}")
+        raise BadInputError(f"data.micro_batch_size must be >= 1, got {micro_batch_size}")
     tie_break = random.Random(seed)
     keys = {i: (lengths[i], tie_break.random()) for i in range(len(lengths))}
     order = sorted(range(len(lengths)), key=keys.__getitem__)
