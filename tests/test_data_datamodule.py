@@ -50,6 +50,10 @@ def test_every_example_is_batched_once_with_response_labels(tiny_model_dir, batc
         real = sum(int((batch["labels"] != IGNORE_INDEX).sum()) for batch in batches)
         # each example's first label is a prompt token, so collation keeps every response label
         assert real == stats[f"data/{name}/response_tokens"]
+        if name == "train":  # micro_batch_size counts examples in every mode; only the last may hold fewer
+            sizes = [int(batch["examples"]) for batch in batches]
+            assert sizes[:-1] == [3] * (len(sizes) - 1) and 1 <= sizes[-1] <= 3
+            assert sum(sizes) == stats["data/train/examples"]
     assert stats["data/train/examples"] + stats["data/val/examples"] == 84  # 90 read - 3 short - 3 duplicates
     assert stats["data/interview/read"] == 46 and stats["data/synthetic/read"] == 44
     assert stats["data/train/truncated"] > 0  # max_seq_len=256 cuts the long sample rows

@@ -9,25 +9,15 @@ from typing import Any
 
 import lightning as L
 import pytest
-from hydra import compose, initialize_config_dir
+from train_helpers import Crash, CrashAfterStep, run_training
 
-from mc16k.config import register_configs
-from mc16k.tasks import train as training
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-BUILD_TRAINER = training.build_trainer
-
-# 10 planned batches per epoch (micro-batches of 8 packed rows), 2 per optimizer step, 2 epochs
+# 79 training examples: 10 micro-batches of 8 per epoch (the last of 7), 2 per optimizer step, 2 epochs
 SETTINGS = [
     "experiment=smoke", "logger=none", "quant.enabled=false", "train.validate_base=false",
     "data.micro_batch_size=8", "train.accumulate_grad_batches=2", "train.checkpoint_every_n_steps=1",
     "trainer.max_epochs=2", "trainer.max_steps=-1",
 ]  # fmt: skip
 BATCHES_PER_EPOCH = 10
-
-
-class Crash(Exception):
-    """Stands in for the process dying."""
 
 
 class RecordBatches(L.Callback):
@@ -43,17 +33,6 @@ class RecordBatches(L.Callback):
         self.seen.append((trainer.current_epoch, digest.hexdigest()[:16]))
 
 
-class CrashAfterStep(L.Callback):
-    """Dies right after the checkpoint of optimizer step ``step`` is written (ModelCheckpoint runs first)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step == self.step:
-            raise Crash
-
-
 class CrashAtEpochStart(L.Callback):
     """Dies as epoch ``epoch`` starts, after the previous epoch's end-of-epoch checkpoint."""
 
@@ -65,28 +44,8 @@ class CrashAtEpochStart(L.Callback):
             raise Crash
 
 
-def run(
-    tmp: Path,
-    tiny_model_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    overrides: list[str],
-    *callbacks: L.Callback,
-) -> None:
-    """``train()`` as train.py runs it, with test callbacks appended after the trainer's own."""
-
-    def build_with_callbacks(cfg: Any, run_dir: Path, logger: Any) -> L.Trainer:
-        trainer = BUILD_TRAINER(cfg, run_dir, logger)
-        trainer.callbacks.extend(callbacks)
-        return trainer
-
-    monkeypatch.setattr(training, "build_trainer", build_with_callbacks)
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            *SETTINGS, *overrides, f"model.name_or_path={tiny_model_dir}",
-            f"paths.root_dir={tmp}", f"paths.output_dir={tmp / 'run'}", f"paths.work_dir={tmp}",
-        ])  # fmt: skip
-    training.train(cfg)
+def run(tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str], *callbacks: L.Callback) -> None:
+    run_training(tmp, tiny_model_dir, monkeypatch, [*SETTINGS, *overrides], *callbacks)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ its base answering sample questions, and SmolLM2 judging those answers into Tabl
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -44,6 +45,11 @@ def test_demo_trains_answers_and_judges(tmp_path):
     base_loss, adapter_loss = map(float, losses.groups())
     assert adapter_loss < base_loss
     print(f"validation loss base {base_loss:.4f} -> adapter {adapter_loss:.4f}")
+    metrics = json.loads((tmp_path / "runs_dir" / "demo" / "smollm2-135m-instruct__sample" / "metrics.json").read_text())
+    batch, steps = metrics["effective_batch_size"], metrics["optimizer_steps"]
+    examples = round(metrics["examples_per_step_mean"] * steps)  # one epoch: every training example once
+    assert steps == metrics["steps_per_epoch"] > 1 and metrics["examples_per_step_max"] == batch == 8
+    assert metrics["examples_per_step_min"] == examples - batch * (steps - 1) > 0  # only the last step has fewer
 
     run_stage("infer.py", *paths, f"benchmark.n={QUESTIONS}", "infer.generation.max_new_tokens=24",
               f"hydra.run.dir={tmp_path}/infer")  # fmt: skip

@@ -1,12 +1,13 @@
 """Batch plans and collation: sequence packing and length-grouped padding, both measured in token efficiency.
 
-A plan is a list of batches; a batch is a list of rows; a row is a list of example indices. Packing puts
-several examples in a row (best-fit decreasing into ``max_seq_len``) and marks each example's boundaries
+A plan is a list of micro-batches; a micro-batch is a list of rows; a row is a list of example indices. A
+micro-batch holds ``data.micro_batch_size`` examples in every mode. Packing puts several of them in a row
+(best-fit decreasing into ``max_seq_len``) and marks each example's boundaries
 with ``position_ids`` restarting at 0 and NO attention mask: transformers builds the block-diagonal mask
 from the position ids, so no example attends to another. It does so only when the forward pass has no KV
 cache: run the model with ``use_cache=False`` (or ``model.config.use_cache = False``), otherwise packed
-examples silently attend to each other, as they would under an all-ones attention mask. Length-grouped padding puts one example per row and pads to the batch's
-longest. Token efficiency = real tokens / tokens processed (rows × longest row, summed over batches).
+examples silently attend to each other, as they would under an all-ones attention mask. Length-grouped padding puts one example per row and pads to
+the batch's longest. Token efficiency = real tokens / tokens processed (rows × longest row, summed over batches).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -47,17 +49,74 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 def plan_batches(
     lengths: Sequence[int], batching: Batching | str, micro_batch_size: int, max_seq_len: int, seed: int
 ) -> BatchPlan:
-    """Batches of ``micro_batch_size`` rows of similar length (packed rows, or single examples)."""
+    """Micro-batches of ``micro_batch_size`` examples of similar length, in every batching mode.
+
+    Examples are sorted by length (ties broken by ``seed``) and cut into consecutive groups, so a group
+    holds similar lengths; only the group of the longest examples may be smaller. Packing then lays a
+    group's examples out in rows of at most ``max_seq_len`` tokens (best-fit decreasing); length grouping
+    gives each example its own row. The layout never changes how many examples a micro-batch holds, so the
+    examples per optimizer step are micro-batch x accumulation x processes.
+    """
     if micro_batch_size < 1:
         raise BadInputError(f"data.micro_batch_size must be >= 1, got {micro_batch_size}")
-    if Batching(batching) is Batching.packing:
-        rows = pack_rows(lengths, max_seq_len)
-    else:
-        rows = [[i] for i in range(len(lengths))]
     tie_break = random.Random(seed)
-    keys = {id(row): (sum(lengths[i] for i in row), tie_break.random()) for row in rows}
-    rows.sort(key=lambda row: keys[id(row)])
-    return [rows[start : start + micro_batch_size] for start in range(0, len(rows), micro_batch_size)]
+    keys = {i: (lengths[i], tie_break.random()) for i in range(len(lengths))}
+    order = sorted(range(len(lengths)), key=keys.__getitem__)
+    plan: BatchPlan = []
+    for start in range(0, len(order), micro_batch_size):
+        group = order[start : start + micro_batch_size]
+        if Batching(batching) is Batching.packing:
+            rows = [[group[i] for i in row] for row in pack_rows([lengths[i] for i in group], max_seq_len)]
+        else:
+            rows = [[i] for i in group]
+        plan.append(rows)
+    return plan
+
+
+def examples_in(batch: list[list[int]]) -> int:
+    """Examples in one planned micro-batch (however its rows lay them out)."""
+    return sum(len(row) for row in batch)
+
+
+@dataclass(frozen=True)
+class ScheduledMicroBatch:
+    """One micro-batch of one process's epoch, with what the loss of its optimizer step divides by."""
+
+    index: int  # into the plan
+    step_target_tokens: int  # target tokens of its whole optimizer step: every process, every micro-batch
+    counted: bool = True  # False: a stand-in that evens out the processes' last step; it adds no loss
+
+
+def epoch_schedule(
+    plan: BatchPlan, target_tokens: Sequence[int], epoch: int, seed: int, accumulation: int, processes: int
+) -> list[list[ScheduledMicroBatch]]:
+    """Each process's micro-batches for one epoch, a pure function of (plan, seed, epoch).
+
+    The full micro-batches come in an order drawn from ``seed + epoch``, any smaller one last, so every
+    optimizer step but the epoch's last has micro-batch x ``accumulation`` x ``processes`` examples. Step k
+    takes the next ``accumulation x processes`` micro-batches, the j-th of them going to process
+    ``j % processes``. Where the last step does not divide evenly, the processes short of one get a stand-in
+    whose labels are ignored, since every process must run the same number of micro-batches.
+    """
+    import torch
+
+    sizes = [examples_in(batch) for batch in plan]
+    largest = max(sizes, default=0)
+    full = [i for i, size in enumerate(sizes) if size == largest]
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    order = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+    order += [i for i, size in enumerate(sizes) if size != largest]
+    per_process: list[list[ScheduledMicroBatch]] = [[] for _ in range(processes)]
+    per_step = accumulation * processes
+    for start in range(0, len(order), per_step):
+        step = order[start : start + per_step]
+        tokens = sum(target_tokens[i] for i in step)
+        rounds = -(-len(step) // processes)
+        for j in range(rounds * processes):
+            index, counted = (step[j], True) if j < len(step) else (step[0], False)
+            per_process[j % processes].append(ScheduledMicroBatch(index, tokens, counted))
+    return per_process
 
 
 def token_efficiency(lengths: Sequence[int], plan: BatchPlan) -> float:
@@ -68,6 +127,25 @@ def token_efficiency(lengths: Sequence[int], plan: BatchPlan) -> float:
         real += sum(row_lengths)
         processed += len(batch) * max(row_lengths)
     return real / processed if processed else 0.0
+
+
+def target_tokens(example: EncodedExample) -> int:
+    """Tokens of an example the loss is taken on once collated (its first token is never a target)."""
+    return sum(1 for label in example.labels[1:] if label != IGNORE_INDEX)
+
+
+def collate_scheduled(
+    item: tuple[list[list[EncodedExample]], ScheduledMicroBatch], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """A training micro-batch: ``collate`` plus ``examples`` (0 for a stand-in, whose labels are all
+    ignored) and ``step_target_tokens``, the divisor of its optimizer step's token-mean loss."""
+    batch, scheduled = item
+    tensors = collate(batch, pad_token_id)
+    if not scheduled.counted:
+        tensors["labels"].fill_(IGNORE_INDEX)
+    tensors["examples"] = torch.tensor(sum(len(row) for row in batch) if scheduled.counted else 0)
+    tensors["step_target_tokens"] = torch.tensor(scheduled.step_target_tokens)
+    return tensors
 
 
 def collate(batch: list[list[EncodedExample]], pad_token_id: int) -> dict[str, torch.Tensor]:

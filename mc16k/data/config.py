@@ -48,7 +48,7 @@ class DataConfig:
     seed: int = 42
     max_seq_len: int = 1024
     batching: Batching = Batching.packing
-    micro_batch_size: int = 4  # packing: rows of max_seq_len tokens per batch; length_grouped: examples
+    micro_batch_size: int = 4  # examples per micro-batch in every mode; packing lays them out in rows of max_seq_len
     num_workers: int = 0
 
 

@@ -10,10 +10,20 @@ from itertools import islice
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import PreTrainedTokenizerBase
 
-from mc16k.data.batching import BatchPlan, collate, plan_batches, token_efficiency
+from mc16k.data.batching import (
+    BatchPlan,
+    ScheduledMicroBatch,
+    collate,
+    collate_scheduled,
+    epoch_schedule,
+    plan_batches,
+    target_tokens,
+    token_efficiency,
+)
 from mc16k.data.config import Batching, DataConfig, PromptConfig
 from mc16k.data.formatting import EncodedExample, encode_example
 from mc16k.data.loading import Row, resolve_files
@@ -55,21 +65,45 @@ class _PlannedBatches(Dataset):
         return [[self.split.examples[i] for i in row] for row in self.split.plan[index]]
 
 
+class _TrainBatches(_PlannedBatches):
+    """Training items: a planned micro-batch with its place in the optimizer step (``ScheduledMicroBatch``)."""
+
+    def __getitem__(self, item: ScheduledMicroBatch) -> tuple[list[list[EncodedExample]], ScheduledMicroBatch]:
+        return super().__getitem__(item.index), item
+
+
 class _EpochOrder(DistributedSampler):
-    """Batch indices in an order that is a pure function of (seed, epoch) (``randperm`` seeded with
-    seed + epoch; this process's share under DDP), starting at batch ``start`` of the epoch so that a resumed
-    run skips what it already trained on. A DistributedSampler even in one process, so Lightning keeps it
-    under DDP instead of swapping in its own, and calls ``set_epoch`` on it every epoch."""
+    """This process's micro-batches of an epoch (``epoch_schedule``: a pure function of seed and epoch, so
+    each process knows the whole optimizer step's target tokens without talking to the others), starting
+    at micro-batch ``start`` of the epoch so that a resumed run skips what it already trained on. A
+    DistributedSampler even in one process, so Lightning keeps it under DDP instead of swapping in its own,
+    and calls ``set_epoch`` on it every epoch."""
 
     start: int = 0
+
+    def __init__(self, split: EncodedSplit, accumulation: int, num_replicas: int, rank: int, seed: int):
+        super().__init__(_PlannedBatches(split), num_replicas=num_replicas, rank=rank, seed=seed)
+        self.split, self.accumulation = split, accumulation
+        self.target_tokens = [sum(target_tokens(split.examples[i]) for row in batch for i in row) for batch in split.plan]
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
             self.start = 0  # only the epoch a run resumes in starts part-way
         super().set_epoch(epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        return islice(super().__iter__(), self.start, None)
+    def schedule(self, epoch: int) -> list[list[ScheduledMicroBatch]]:
+        return epoch_schedule(
+            self.split.plan, self.target_tokens, epoch, self.seed, self.accumulation, self.num_replicas
+        )
+
+    def __len__(self) -> int:
+        return len(self.schedule(0)[self.rank])
+
+    def __iter__(self) -> Iterator[ScheduledMicroBatch]:  # type: ignore[override]
+        return islice(iter(self.schedule(self.epoch)[self.rank]), self.start, None)
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.split.plan) // (self.accumulation * self.num_replicas))
 
 
 class _TrainLoader(DataLoader):
@@ -183,19 +217,37 @@ class MentalChatDataModule(L.LightningDataModule):
     def _loader(self, split: EncodedSplit | None, train: bool) -> DataLoader:
         if split is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        batches = _PlannedBatches(split)
         kwargs: dict[str, Any] = dict(
-            batch_size=None,  # items are whole planned batches
-            collate_fn=partial(collate, pad_token_id=self.tokenizer.pad_token_id),
+            batch_size=None,  # items are whole planned micro-batches
             num_workers=self.data_cfg.num_workers,
+            generator=torch.Generator(),  # not the global RNG, which dropout draws from (bit-exact resume)
         )
         if not train:
-            return DataLoader(batches, **kwargs)
+            return DataLoader(
+                _PlannedBatches(split), collate_fn=partial(collate, pad_token_id=self.tokenizer.pad_token_id), **kwargs
+            )
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        self._train_order = _EpochOrder(batches, num_replicas=world, rank=rank, seed=self.data_cfg.seed)
+        accumulation = self.trainer.accumulate_grad_batches if self.trainer else 1
+        self._train_order = _EpochOrder(split, accumulation, num_replicas=world, rank=rank, seed=self.data_cfg.seed)
         if self._resume is not None:
             self._train_order.epoch, self._train_order.start = self._resume
-        return _TrainLoader(batches, sampler=self._train_order, **kwargs)
+        log.info(
+            "data train: %d examples in %d micro-batches of %d: %d optimizer steps per epoch of %d examples "
+            "(%d per micro-batch x %d accumulation x %d process(es)); only an epoch's last step may hold fewer",
+            len(split.examples), len(split.plan), self.data_cfg.micro_batch_size,
+            self._train_order.steps_per_epoch(), self.data_cfg.micro_batch_size * accumulation * world,
+            self.data_cfg.micro_batch_size, accumulation, world,
+        )  # fmt: skip
+        return _TrainLoader(
+            _TrainBatches(split), sampler=self._train_order,
+            collate_fn=partial(collate_scheduled, pad_token_id=self.tokenizer.pad_token_id), **kwargs,
+        )  # fmt: skip
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch (after the training loader exists)."""
+        if self._train_order is None:
+            raise RuntimeError("the training loader does not exist yet")
+        return self._train_order.steps_per_epoch()
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_split, train=True)

@@ -50,7 +50,7 @@ class TrainConfig:
     group: str = "default"  # names the sweep dir (multirun/<group>/) and the W&B group
     optimizer: Any = None
     scheduler: Any = None
-    effective_batch_size: int = 64  # paper: 64 = micro-batch x accumulation x processes
+    effective_batch_size: int = 64  # examples per optimizer step (paper: 64) = micro-batch x accumulation x processes
     accumulate_grad_batches: Optional[int] = None  # null: effective_batch_size / (data.micro_batch_size x processes)
     gradient_checkpointing: bool = True  # use_reentrant=False; off for the tiny/demo CPU runs
     checkpoint_every_n_steps: int = 50  # optimizer steps between adapter-only checkpoints (plus one per epoch)

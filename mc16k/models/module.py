@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from torchmetrics import MeanMetric
 
 from mc16k.errors import BadInputError
 from mc16k.schema import IGNORE_INDEX
@@ -43,6 +45,51 @@ def target_token_count(labels: torch.Tensor) -> int:
     return int((labels[:, 1:] != IGNORE_INDEX).sum())
 
 
+STEP_STATS_KEY = "mc16k_step_stats"
+RNG_STATES_KEY = "mc16k_rng_states"  # one entry per process (global rank)
+
+
+def rng_states(device: torch.device) -> dict[str, Any]:
+    """This process's random generators: torch (CPU, and CUDA of its device), numpy, Python."""
+    name, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
+    states: dict[str, Any] = {  # plain types and tensors only: Lightning loads checkpoints weights_only
+        "torch": torch.get_rng_state(),
+        "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(gauss)],
+        "python": random.getstate(),
+    }
+    if device.type == "cuda":
+        states["torch.cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def set_rng_states(states: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
+    random.setstate(states["python"])
+    if "torch.cuda" in states and device.type == "cuda":
+        torch.cuda.set_rng_state(states["torch.cuda"], device)
+
+
+@dataclass
+class StepWindow:
+    """What this process has accumulated of the optimizer step under way."""
+
+    started: float  # perf_counter at the step's first micro-batch
+    step_target_tokens: int  # the planned divisor of the step's loss (all processes)
+    examples: int = 0
+    real_tokens: int = 0
+    target_tokens: int = 0
+    loss: float = 0.0  # this process's share of the step's token-mean loss
+    step_real_tokens: int | None = None  # all processes' real tokens, set at the optimizer step
+
+    def add(self, examples: int, real_tokens: int, target_tokens: int, loss: float) -> None:
+        self.examples += examples
+        self.real_tokens += real_tokens
+        self.target_tokens += target_tokens
+        self.loss += loss
+
+
 class CausalLMFineTuner(L.LightningModule):
     """Fine-tunes the trainable parameters of ``model``; logs loss, perplexity, lr, tokens/s, efficiency."""
 
@@ -59,39 +106,108 @@ class CausalLMFineTuner(L.LightningModule):
         self.scheduler_factory = scheduler_factory
         self.pad_token_id = pad_token_id
         self.strict_loading = False  # checkpoints hold the adapter only; the base comes from its own files
-        self.val_loss = MeanMetric()
-        self._batch_started = 0.0
+        self._val_sums: list[float] = [0.0, 0]  # summed token loss, target tokens (this process)
+        self.step_stats: list[dict[str, int]] = []  # per optimizer step, all processes: examples, tokens
+        self._window: StepWindow | None = None  # the optimizer step being accumulated
+        self._saved_rng_states: list[dict[str, Any]] | None = None  # from a checkpoint, set at the next step
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor], num_items_in_batch: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's cross-entropy: the mean over the batch's target tokens, or with ``num_items_in_batch``
+        their sum divided by it (transformers' own loss, as its Trainer calls it)."""
         inputs = {key: batch[key] for key in MODEL_INPUTS if key in batch}
+        extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
         # No KV cache: with one, transformers ignores the per-example position ids of packed rows and the
         # packed examples attend to each other.
-        return self.model(**inputs, use_cache=False).loss
+        return self.model(**inputs, use_cache=False, **extra).loss
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._batch_started = time.perf_counter()
+        if self._saved_rng_states is not None:  # the first step after a resume: continue the saved draws
+            states, self._saved_rng_states = self._saved_rng_states, None
+            if len(states) == self.trainer.world_size:
+                set_rng_states(states[self.trainer.global_rank], self.device)
+            else:
+                log.warning("the checkpoint was written by %d processes, this run has %d: random generator "
+                            "states not restored", len(states), self.trainer.world_size)  # fmt: skip
+        if self._window is None:  # the first micro-batch of an optimizer step: its clock starts here
+            self._window = StepWindow(started=time.perf_counter(), step_target_tokens=int(batch["step_target_tokens"]))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch)
+        """The summed token loss of this micro-batch over the target tokens of its whole optimizer step.
+
+        Lightning divides what this returns by the accumulation count (the last, partial window of an epoch
+        too) and DDP / FSDP average the gradients over processes, so it is multiplied by both: the step's
+        gradient is then that of the token mean over every example of the step, whatever the layout."""
+        assert self._window is not None
+        loss = self(batch, num_items_in_batch=batch["step_target_tokens"])
         real = real_token_count(batch, self.pad_token_id)
-        seconds = max(time.perf_counter() - self._batch_started, 1e-9)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=1, sync_dist=True)
-        self.log("train/tokens_per_s", real / seconds, prog_bar=True, on_step=True, batch_size=1)
+        self._window.add(
+            examples=int(batch["examples"]), real_tokens=real,
+            target_tokens=target_token_count(batch["labels"]), loss=float(loss.detach()),
+        )  # fmt: skip
         self.log("train/token_efficiency", real / batch["input_ids"].numel(), on_step=True, batch_size=1)
+        return loss * (self.trainer.accumulate_grad_batches * self.trainer.world_size)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Sum the step's counts over processes, check them against the plan, log and keep them."""
+        window = self._window
+        assert window is not None
+        totals = torch.tensor(
+            [window.examples, window.real_tokens, window.target_tokens, window.loss], dtype=torch.float64
+        )
+        examples, real_tokens, target_tokens, loss = self.trainer.strategy.reduce(totals.to(self.device), reduce_op="sum").tolist()
+        if int(target_tokens) != window.step_target_tokens:
+            raise RuntimeError(
+                f"optimizer step {self.trainer.global_step}: the loss was divided by {window.step_target_tokens} "
+                f"planned target tokens but the processes' micro-batches held {int(target_tokens)}"
+            )
+        self.step_stats.append({"examples": int(examples), "tokens": int(real_tokens), "target_tokens": int(target_tokens)})
+        window.step_real_tokens = int(real_tokens)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=1)
+        self.log("train/examples_per_step", examples, on_step=True, batch_size=1)
         if torch.cuda.is_available() and self.device.type == "cuda":
             peak_gib = torch.cuda.max_memory_allocated(self.device) / 2**30
             self.log("train/peak_gpu_mem_gib", peak_gib, on_step=True, batch_size=1)
-        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """After the optimizer step: the throughput of the whole step (forward, backward and optimizer)."""
+        window = self._window
+        if window is None or window.step_real_tokens is None:
+            return  # an accumulation micro-batch: the step goes on
+        seconds = max(time.perf_counter() - window.started, 1e-9)
+        self.log("train/tokens_per_s", window.step_real_tokens / seconds, prog_bar=True, on_step=True, batch_size=1)
+        self._window = None
+
+    def step_summary(self) -> dict[str, float | int]:
+        """Per-run figures of the optimizer steps taken (a resumed run's included): examples and tokens."""
+        examples = [step["examples"] for step in self.step_stats]
+        if not examples:
+            return {"optimizer_steps": 0}
+        return {
+            "optimizer_steps": len(examples),
+            "examples_per_step_mean": sum(examples) / len(examples),
+            "examples_per_step_min": min(examples),
+            "examples_per_step_max": max(examples),
+            "tokens_per_step_mean": sum(step["tokens"] for step in self.step_stats) / len(examples),
+            "target_tokens_per_step_mean": sum(step["target_tokens"] for step in self.step_stats) / len(examples),
+        }
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = [0.0, 0]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.val_loss.update(self(batch), weight=target_token_count(batch["labels"]))
+        one = torch.ones((), device=self.device)  # divides by 1: the summed token loss
+        self._val_sums[0] += float(self(batch, num_items_in_batch=one))
+        self._val_sums[1] += target_token_count(batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
-        loss = self.val_loss.compute()
-        self.val_loss.reset()
-        # compute() already reduced over processes; sync_dist averages equal values (and keeps Lightning quiet)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
-        self.log("val/perplexity", torch.exp(loss.clamp(max=50.0)), sync_dist=True)
+        """The token mean over every validation example of every process. Plain sums, reduced here: a
+        metric object's state made under ``trainer.validate``'s inference mode cannot be updated by the
+        validation inside ``fit`` (which runs without inference mode)."""
+        sums = torch.tensor(self._val_sums, dtype=torch.float64, device=self.device)
+        total, tokens = self.trainer.strategy.reduce(sums, reduce_op="sum").tolist()
+        loss = torch.tensor(total / max(tokens, 1.0))
+        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/perplexity", torch.exp(loss.clamp(max=50.0)))
 
     def configure_optimizers(self) -> dict[str, Any]:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -111,6 +227,21 @@ class CausalLMFineTuner(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.trainable_state_dict()
+        checkpoint[STEP_STATS_KEY] = list(self.step_stats)
+        # Every process's generators (Lightning calls this hook on every process, rank 0 writes the file), so
+        # that a resumed run draws the dropout masks the uninterrupted one would have drawn.
+        states = rng_states(self.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, states)
+            checkpoint[RNG_STATES_KEY] = gathered
+        else:
+            checkpoint[RNG_STATES_KEY] = [states]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.step_stats = list(checkpoint.get(STEP_STATS_KEY, []))
+        self._saved_rng_states = checkpoint.get(RNG_STATES_KEY)
+        if self._saved_rng_states is None:
+            log.warning("the checkpoint holds no random generator states: dropout masks will differ from an "
+                        "uninterrupted run")  # fmt: skip
         log.info("resuming at optimizer step %d (epoch %d)", checkpoint["global_step"], checkpoint["epoch"])

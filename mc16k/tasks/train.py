@@ -53,7 +53,8 @@ def run_name(cfg: DictConfig) -> str:
 
 
 def accumulation_steps(cfg: DictConfig, world_size: int) -> int:
-    """Micro-batches per optimizer step so micro-batch x accumulation x processes = effective batch."""
+    """Micro-batches per optimizer step so that micro-batch x accumulation x processes = the effective batch,
+    all three counted in examples (conversations), whatever the batching mode lays them out in."""
     if cfg.train.accumulate_grad_batches is not None:
         return int(cfg.train.accumulate_grad_batches)
     per_step = cfg.data.micro_batch_size * world_size
@@ -200,7 +201,17 @@ def train(cfg: DictConfig) -> float | None:
             "epochs": trainer.current_epoch,
             "trainable_params": share.trainable,
             "trainable_percent": share.percent,
+            "effective_batch_size": cfg.data.micro_batch_size * trainer.accumulate_grad_batches * trainer.world_size,
+            "steps_per_epoch": datamodule.steps_per_epoch(),
+            **module.step_summary(),
         }
+        log.info(
+            "%s: %d optimizer steps (%d per epoch), examples per step mean %.2f (min %s, max %s), "
+            "tokens per step mean %.1f",
+            name, metrics["optimizer_steps"], metrics["steps_per_epoch"], metrics.get("examples_per_step_mean", 0.0),
+            metrics.get("examples_per_step_min"), metrics.get("examples_per_step_max"),
+            metrics.get("tokens_per_step_mean", 0.0),
+        )  # fmt: skip
         if logger is not None:
             logger.log_metrics({f"final/{key}": value for key, value in metrics.items() if value is not None})
         if trainer.is_global_zero:
