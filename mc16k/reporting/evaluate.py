@@ -24,9 +24,9 @@ from mc16k.stats.summary import (
     judge_agreement,
     length_bias,
     paper_average,
-    significance,
     summarize,
 )
+from mc16k.stats.significance import describe, significance
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,11 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")
     summary = summarize(frame)
     average = paper_average(summary)
-    tests = significance(frame)
+    tests = significance(frame, ev.stats)
     out_dir = Path(ev.report_dir)
     paths = write_tables(
-        out_dir, summary, average, tests, judge_agreement(frame), length_bias(frame), failure_counts(frame), rubric
+        out_dir, summary, average, tests, judge_agreement(frame), length_bias(frame), failure_counts(frame), rubric,
+        describe(ev.stats),
     )
     plots = plot_scores(summary, rubric, out_dir)
     frame.to_csv(out_dir / "judgments.csv", index=False)

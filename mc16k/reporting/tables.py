@@ -10,22 +10,32 @@ import pandas as pd
 from mc16k.judging.rubric import Rubric
 
 
-def _cell(mean: float, low: float, high: float, marked: bool) -> str:
+NOT_TESTED = "n/t"
+
+
+def _cell(mean: float, low: float, high: float, mark: str) -> str:
     if math.isnan(mean):
         return "–"
     text = f"{mean:.2f}"
     if not math.isnan(low):
         text += f" ± {(high - low) / 2:.2f}"
-    return text + ("*" if marked else "")
+    return text + (f" {mark}" if mark == NOT_TESTED else mark)
+
+
+def _marks(significance: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """(judge, model, metric) -> "*" (significant after correction), "n/t" (test not defined) or ""."""
+    if significance.empty:
+        return {}
+    return {
+        (row.judge, row.model_id, row.metric): "*" if row.significant else ("" if row.tested else NOT_TESTED)
+        for row in significance.itertuples()
+    }
 
 
 def table3(summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFrame, rubric: Rubric) -> pd.DataFrame:
-    """Wide table: one row per model, one column per judge x metric (mean ± CI half-width, * = p < 0.05 vs
-    its base), then the paper's average over all judge x metric means."""
-    marked = set()
-    if not significance.empty:
-        hits = significance[significance["significant"]]
-        marked = set(zip(hits["judge"], hits["model_id"], hits["metric"], strict=True))
+    """Wide table: one row per model, one column per judge x metric (mean ± CI half-width, * = significant
+    vs its base, n/t = not tested), then the paper's average over all judge x metric means."""
+    marks = _marks(significance)
     names = {m.key: m.name for m in rubric.metrics}
     judges = sorted(summary["judge"].unique())
     rows = []
@@ -39,7 +49,7 @@ def table3(summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFr
                     row[column] = "–"
                     continue
                 r = hit.iloc[0]
-                row[column] = _cell(r["mean"], r["ci_low"], r["ci_high"], (judge, model, metric) in marked)
+                row[column] = _cell(r["mean"], r["ci_low"], r["ci_high"], marks.get((judge, model, metric), ""))
         avg = average[average["model_id"] == model]
         row["Average"] = f"{avg['average'].iloc[0]:.2f}" if not avg.empty else "–"
         rows.append(row)
@@ -77,11 +87,17 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-CAPTION = (
-    "Judge scores (1-10) per model and metric: mean ± 95% CI half-width over questions and rounds; "
-    "* fine-tuned differs from its base, two-sample t-test over rounds, p < 0.05; "
-    "Average = mean of all judge x metric means (14 with two judges)."
-)
+def caption(test_description: str, significance: pd.DataFrame) -> str:
+    """Table 3's caption: what the cells are, which test and correction made the marks, and what n/t means."""
+    text = (
+        "Judge scores (1-10) per model and metric: mean ± 95% CI half-width over questions and rounds; "
+        f"* fine-tuned differs from its base ({test_description}); "
+    )
+    if not significance.empty and not significance["tested"].all():
+        text += (f"{NOT_TESTED} = not tested: the test is not defined here (fewer than two rounds per model for "
+                 "a test on round means; fewer than two question pairs or no difference at all for a paired "
+                 "test), so no mark does not mean 'not significant'; ")
+    return text + "Average = mean of all judge x metric means (14 with two judges)."
 
 
 def write_tables(
@@ -93,10 +109,12 @@ def write_tables(
     length: pd.DataFrame,
     failures: pd.DataFrame,
     rubric: Rubric,
+    test_description: str,
 ) -> dict[str, Path]:
     """results.csv, table3.md, table3.tex, significance.csv, agreement.md/.csv, failures.csv; returns paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     wide = table3(summary, average, significance, rubric)
+    text = caption(test_description, significance)
     paths = {
         "results": out_dir / "results.csv",
         "table3_md": out_dir / "table3.md",
@@ -111,11 +129,11 @@ def write_tables(
     agreement.to_csv(paths["agreement_csv"], index=False)
     failures.to_csv(paths["failures"], index=False)
     paths["table3_md"].write_text(
-        f"# Table 3\n\n{CAPTION}\n\n{_markdown(wide)}\n\n## Failed judgments per judge and model\n\n"
+        f"# Table 3\n\n{text}\n\n{_markdown(wide)}\n\n## Failed judgments per judge and model\n\n"
         f"{_markdown(failures)}\n",
         encoding="utf-8",
     )
-    paths["table3_tex"].write_text(_latex(wide, CAPTION), encoding="utf-8")
+    paths["table3_tex"].write_text(_latex(wide, text), encoding="utf-8")
     agreement_text = "# Judge agreement\n\n"
     agreement_text += (
         "Per metric, correlation between judges over answers both scored.\n\n" + _markdown(agreement.round(3))
