@@ -19,6 +19,7 @@ from mc16k.reporting.collect import judgments_frame
 from mc16k.reporting.plots import plot_scores
 from mc16k.reporting.tables import write_tables
 from mc16k.reporting.tracking import log_to_wandb
+from mc16k.stats.significance import describe, significance
 from mc16k.stats.summary import (
     failure_counts,
     judge_agreement,
@@ -26,7 +27,6 @@ from mc16k.stats.summary import (
     paper_average,
     summarize,
 )
-from mc16k.stats.significance import describe, significance
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ import pandas as pd
 
 from mc16k.judging.rubric import Rubric
 
-
 NOT_TESTED = "n/t"
 
 
