@@ -10,15 +10,17 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.config import register_configs
-from mc16k.reporting.evaluate import run_evaluation
+from mc16k.tasks.evaluate import JudgingStopped, register_configs, run_evaluation
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run_evaluation(cfg)
+    try:
+        run_evaluation(cfg)
+    except JudgingStopped as stopped:  # endpoint down, refused request, bad key: one line, exit status 1
+        raise SystemExit(f"evaluate.py: {stopped}") from None
 
 
 if __name__ == "__main__":

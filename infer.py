@@ -7,33 +7,17 @@ python infer.py experiment=demo                        # the CPU demo: base Smol
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.config import register_configs
-from mc16k.inference.runner import run_inference
-from mc16k.inference.tracking import tracker_metrics
-
-log = logging.getLogger("infer")
+from mc16k.tasks.infer import infer, register_configs
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
 def main(cfg: DictConfig) -> None:
-    reports = run_inference(cfg, metrics_logger=lambda: tracker_metrics(cfg))
-    for report in reports:
-        log.info(
-            "%s (%s): %d answered, %d already done, %d truncated prompt(s); files: %s",
-            report.model_id,
-            report.kind,
-            report.answered,
-            report.already_done,
-            report.truncated,
-            report.files,
-        )
+    infer(cfg)
 
 
 if __name__ == "__main__":

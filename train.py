@@ -9,7 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.config import register_configs
+from mc16k.tasks.train import register_configs, train
 
 register_configs()
 
@@ -17,8 +17,6 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Run one job; the returned validation loss lets sweepers (Optuna, Nevergrad) compare jobs."""
-    from mc16k.models.training import train
-
     return train(cfg)
 
 

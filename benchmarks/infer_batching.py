@@ -20,17 +20,18 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from mc16k.config import resource_path
 from mc16k.data.formatting import encode_prompt
 from mc16k.data.tokenizer import load_tokenizer
 from mc16k.inference.benchmark import read_questions
 from mc16k.inference.config import GenerationConfig
 from mc16k.inference.engines.hf import HFEngine
 from mc16k.inference.sampling import question_seed
-from mc16k.models.config import ModelConfig, QuantConfig
+from mc16k.models.config import QuantConfig
 from mc16k.models.loading import load_for_inference
 from mc16k.models.smollm2 import SMOLLM2_GGUF_FILE, smollm2_dir
 from mc16k.models.tiny import build_tiny_model
+from mc16k.paths import resource_path
+from mc16k.schema import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM = OmegaConf.load(ROOT / "conf" / "prompt" / "counseling.yaml").system

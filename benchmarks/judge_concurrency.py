@@ -13,18 +13,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from mc16k.config import resource_path
 from mc16k.judging.config import JudgeConfig, MetricMode
 from mc16k.judging.judge import run_judge
 from mc16k.llm.config import LLMConfig, Provider, RunnerConfig
+from mc16k.paths import resource_path
 
 CALLS, LATENCY_S, CONCURRENCY, TARGET = 400, 0.1, 16, 1.3
+LOOPBACK_SERVER = Path(__file__).resolve().parents[1] / "tests" / "loopback.py"  # the tests' fault-injecting server
 
 
 def main() -> int:
     server = subprocess.Popen(
-        [sys.executable, "-m", "mc16k.llm.loopback", "--latency-s", str(LATENCY_S)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(LOOPBACK_SERVER), "--latency-s", str(LATENCY_S)], stdout=subprocess.PIPE, text=True
     )
     try:
         port = int(server.stdout.readline())

@@ -14,13 +14,13 @@ import tempfile
 
 from omegaconf import OmegaConf
 
-from mc16k.config import project_root, resource_path
 from mc16k.data.batching import token_efficiency
 from mc16k.data.config import Batching, DataConfig, PromptConfig
 from mc16k.data.datamodule import encode_split
 from mc16k.data.prepare import prepare_rows
 from mc16k.data.tokenizer import load_tokenizer
-from mc16k.models.config import ModelConfig, PromptFormat
+from mc16k.paths import project_root, resource_path
+from mc16k.schema import ModelConfig, PromptFormat
 
 PACKING_GOAL = 0.95
 

@@ -9,7 +9,6 @@ misspelled key or a wrong type fails at compose time with the key's full name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -18,11 +17,10 @@ from omegaconf import OmegaConf
 from mc16k.data.config import DataConfig, PromptConfig
 from mc16k.inference.config import BenchmarkConfig, InferConfig
 from mc16k.judging.config import EvaluateConfig
-from mc16k.models.config import BaselineConfig, LoraConfig, ModelConfig, QuantConfig, TrainConfig
+from mc16k.models.config import BaselineConfig, LoraConfig, QuantConfig, TrainConfig
 from mc16k.models.resolvers import smollm2_dir, tiny_model_dir
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-RESOURCES_DIR = PACKAGE_DIR / "resources"
+from mc16k.paths import project_root, resource_path
+from mc16k.schema import ModelConfig
 
 
 @dataclass
@@ -56,19 +54,6 @@ class RootConfig:
     trainer: Any = None
     logger: Any = None
     extras: Any = None
-
-
-def resource_path(relative: str) -> str:
-    """Absolute path of a file or dir shipped inside the package (sample data, prompt templates)."""
-    path = RESOURCES_DIR / relative
-    if not path.exists():
-        raise FileNotFoundError(f"mc16k resource {relative!r} not found at {path}")
-    return str(path)
-
-
-def project_root() -> str:
-    """The checkout root (parent of the package): default home of outputs/ and multirun/."""
-    return str(PACKAGE_DIR.parent)
 
 
 def register_configs() -> None:

@@ -9,7 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from mc16k.config import register_configs, resource_path
+from mc16k.config import register_configs
+from mc16k.paths import resource_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

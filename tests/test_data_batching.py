@@ -7,14 +7,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from mc16k.config import resource_path
 from mc16k.data.batching import collate, pack_rows, plan_batches, token_efficiency
 from mc16k.data.config import Batching, DataConfig
-from mc16k.data.formatting import IGNORE_INDEX, encode_example
+from mc16k.data.formatting import encode_example
 from mc16k.data.prepare import prepare_rows
 from mc16k.data.tokenizer import load_tokenizer
-from mc16k.models.config import ModelConfig, PromptFormat
 from mc16k.models.tiny import build_tiny_model
+from mc16k.paths import resource_path
+from mc16k.schema import IGNORE_INDEX, ModelConfig, PromptFormat
 
 SYSTEM = "You are a helpful mental health counselling assistant."
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mc16k.config import resource_path
 from mc16k.data.config import Batching, DataConfig, PromptConfig
 from mc16k.data.datamodule import MentalChatDataModule
-from mc16k.data.formatting import IGNORE_INDEX
 from mc16k.data.tokenizer import load_tokenizer
-from mc16k.models.config import ModelConfig, PromptFormat
+from mc16k.paths import resource_path
+from mc16k.schema import IGNORE_INDEX, ModelConfig, PromptFormat
 
 PROMPT = OmegaConf.merge(
     OmegaConf.structured(PromptConfig),

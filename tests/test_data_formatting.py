@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mc16k.data.formatting import IGNORE_INDEX, TRUNCATION_MARKER, encode_example, encode_prompt
+from mc16k.data.formatting import TRUNCATION_MARKER, encode_example, encode_prompt
 from mc16k.data.tokenizer import ADDED_PAD_TOKEN, load_tokenizer
-from mc16k.models.config import ModelConfig, PromptFormat
+from mc16k.schema import IGNORE_INDEX, ModelConfig, PromptFormat
 
 SYSTEM = "You are a helpful and empathetic mental health counseling assistant."
 USER = "I have been feeling anxious and overwhelmed at work and I cannot sleep at night."

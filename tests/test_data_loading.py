@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mc16k.config import resource_path
 from mc16k.data.config import DataConfig, OnBadRow
-from mc16k.data.loading import DataValidationError, load_source, resolve_files
-from mc16k.data.prepare import prepare_rows
+from mc16k.data.loading import DataValidationError, Row, load_source, resolve_files
+from mc16k.data.prepare import content_hash, prepare_rows
+from mc16k.paths import resource_path
 
 SAMPLE_DIR = Path(resource_path("data/sample"))
 SYSTEM = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/prompt/counseling.yaml").system
@@ -59,6 +59,38 @@ def test_split_is_seeded():
         return [(row.source, row.row) for row in prepared.val]
 
     assert split(1) == split(1) != split(2)
+
+
+def test_validation_rows_of_a_source_do_not_depend_on_the_other_sources_loaded():
+    def prepared(sources: list[str], seed: int = 42):
+        cfg = DataConfig(name="x", root=str(SAMPLE_DIR), sources=sources, seed=seed, val_fraction=0.2)
+        return prepare_rows(cfg, SYSTEM)
+
+    def held_out(data) -> set[tuple[str, int]]:
+        return {(row.source, row.row) for row in data.val}
+
+    both, interview, synthetic = prepared(["interview", "synthetic"]), prepared(["interview"]), prepared(["synthetic"])
+    # data=both drops a synthetic row that repeats an interview row; it can be in val(synthetic) only
+    interview_pairs = {(row.input, row.output) for row in interview.train + interview.val}
+    repeats = {(row.source, row.row) for row in synthetic.val if (row.input, row.output) in interview_pairs}
+    assert held_out(both) == held_out(interview) | (held_out(synthetic) - repeats)
+    assert {source for source, _ in held_out(both)} == {"interview", "synthetic"}
+    assert held_out(prepared(["synthetic"], seed=7)) != held_out(synthetic)
+
+
+def test_run_dir_lists_the_validation_rows_by_source_file_row_and_content(tmp_path):
+    prepared = prepare_rows(DataConfig(name="both", root=str(SAMPLE_DIR), val_fraction=0.2), SYSTEM)
+    record = prepared.split_record()["validation"]
+    assert len(record) == len(prepared.val) > 2
+    for entry in record:
+        rows = load_source(SAMPLE_DIR / DataConfig().files[entry["source"]], entry["source"]).rows
+        (row,) = [r for r in rows if r.row == entry["row"]]
+        assert content_hash(row) == entry["content_hash"]
+    with (SAMPLE_DIR / "Interview_Data_6K.csv").open(newline="") as handle:
+        data_rows = list(csv.DictReader(handle))  # row n is the n-th row under the header
+    first = next(entry for entry in record if entry["source"] == "interview")
+    file_row = data_rows[first["row"] - 1]
+    assert content_hash(Row("interview", first["row"], "", file_row["input"].strip(), file_row["output"].strip())) == first["content_hash"]
 
 
 @pytest.mark.parametrize(("name", "sources"), [("interview", ["interview"]), ("synthetic", ["synthetic"])])

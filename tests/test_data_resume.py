@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from mc16k.config import register_configs
-from mc16k.models import training
+from mc16k.tasks import train as training
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 BUILD_TRAINER = training.build_trainer

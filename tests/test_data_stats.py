@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mc16k.config import register_configs, resource_path
+from mc16k.config import register_configs
 from mc16k.data.prepare import prepare_rows
-from mc16k.data.stats import format_table1
+from mc16k.paths import resource_path
+from mc16k.tasks.data_stats import format_table1
 
 ROOT = Path(__file__).resolve().parents[1]
 

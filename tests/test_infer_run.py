@@ -8,8 +8,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from infer_helpers import REAL_QUESTIONS, compose_infer, one_torch_thread, tiny_overrides  # noqa: F401 (autouse)
 
-from mc16k.inference.runner import run_inference
 from mc16k.inference.store import read_answers
+from mc16k.tasks.infer import run_inference
 
 FASTCHAT_FIELDS = {"question_id", "answer_id", "model_id", "choices", "tstamp"}
 OUR_FIELDS = {

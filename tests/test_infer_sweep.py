@@ -10,13 +10,13 @@ from infer_helpers import CONF_DIR, compose_infer, one_torch_thread  # noqa: F40
 
 from mc16k.config import register_configs
 from mc16k.data.tokenizer import load_tokenizer
-from mc16k.inference.runner import run_inference
 from mc16k.inference.store import read_answers
 from mc16k.models.loading import load_base_model
 from mc16k.models.lora import attach_lora
-from mc16k.models.training import run_name, save_adapter
 from mc16k.runs.identity import run_id as compute_run_id
 from mc16k.runs.records import mark_done
+from mc16k.tasks.infer import run_inference
+from mc16k.tasks.train import run_name, save_adapter
 
 
 def write_smoke_run(sweep_dir: Path, cache_dir: Path, split: str, finished: bool) -> Path:

@@ -10,11 +10,13 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from mc16k.config import register_configs, resource_path
+from mc16k.config import register_configs
 from mc16k.judging.config import JudgeConfig, MetricMode
-from mc16k.judging.judge import STATUS_OK, run_judge, store_path
+from mc16k.judging.judge import run_judge
+from mc16k.judging.store import STATUS_OK, store_path
 from mc16k.llm.config import LLMConfig, Provider
 from mc16k.llm.store import JsonlStore
+from mc16k.paths import resource_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = [(1, "I cannot sleep.", "That sounds exhausting; a regular bedtime may help."), (2, "I feel alone.", "You matter.")]

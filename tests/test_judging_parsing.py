@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from mc16k.config import resource_path
 from mc16k.judging.parsing import parse_reply
 from mc16k.judging.rubric import load_rubric
+from mc16k.paths import resource_path
 
 RUBRIC = load_rubric(resource_path("prompts/judge/v1"))
 METRICS = list(RUBRIC.metrics)
@@ -50,7 +50,8 @@ def test_prose_reply_is_read_by_name_not_by_first_bracket():
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [(11, "outside 1-10"), (0, "outside 1-10"), (7.5, "not a whole number"), ("great", "not a number"), (None, "no score")],
+    [(11, "outside 1-10"), (0, "outside 1-10"), (10.5, "outside 1-10"), ("great", "not a number"), (None, "no score"),
+     (float("nan"), "not a number")],
 )
 def test_bad_scores_are_failures_with_reasons(value, reason):
     body = {m.key: {"justification": "x", "score": 6} for m in METRICS}
@@ -72,3 +73,41 @@ def test_truncated_json_is_still_read_by_name_where_the_score_is_there():
     text = '{"active_listening": {"justification": "good", "score": 7}, "empathy_validation": {"justif'
     parsed = parse_reply(text, METRICS[:2])
     assert parsed.scores == {"active_listening": 7} and "empathy_validation" in parsed.errors
+
+
+def test_lower_case_names_with_and_hyphens_and_punctuation_are_the_same_metric():
+    # "empathy and validation" lost 4 of 7 metrics before: names were compared with "&" kept, "and" not dropped
+    variants = {
+        "active_listening": "active listening",
+        "empathy_validation": "empathy and validation",
+        "safety_trustworthiness": "Safety and trustworthiness",
+        "open_mindedness": "open mindedness and non-judgment",
+        "clarity_encouragement": "CLARITY-AND-ENCOURAGEMENT",
+        "boundaries_ethics": "boundaries & ethical:",
+        "holistic_approach": "Holistic_Approach",
+    }
+    body = {variants[m.key]: {"justification": "ok", "score": i + 1} for i, m in enumerate(METRICS)}
+    parsed = parse_reply(json.dumps(body), METRICS)
+    assert parsed.errors == {} and parsed.scores == {m.key: i + 1 for i, m in enumerate(METRICS)}
+    prose = "\n".join(f"**{variants[m.key]}**: {i + 1}/10, because it is fine." for i, m in enumerate(METRICS))
+    assert parse_reply(prose, METRICS).scores == {m.key: i + 1 for i, m in enumerate(METRICS)}
+
+
+def test_decimal_scores_in_range_are_kept_as_given_and_marked_not_whole():
+    body = {m.key: {"justification": "x", "score": 6} for m in METRICS}
+    body["empathy_validation"]["score"] = 5.5
+    body["holistic_approach"]["score"] = "7.25/10"
+    body["active_listening"]["score"] = 8.0
+    parsed = parse_reply(json.dumps(body), METRICS)
+    assert parsed.errors == {}
+    assert parsed.scores["empathy_validation"] == 5.5 and parsed.scores["holistic_approach"] == 7.25
+    assert parsed.scores["active_listening"] == 8 and isinstance(parsed.scores["active_listening"], int)
+    assert parsed.not_whole == {"empathy_validation", "holistic_approach"}
+
+
+def test_markdown_headings_reordered_and_bracket_lines():
+    reordered = list(reversed(METRICS))
+    headings = "\n\n".join(f"## {m.name}\nThe response is decent.\n**Score:** {i + 2}" for i, m in enumerate(reordered))
+    assert parse_reply(headings, METRICS).scores == {m.key: i + 2 for i, m in enumerate(reordered)}
+    brackets = "\n".join(f"{m.name.lower().replace('&', 'and')}: [[{i + 1}]]" for i, m in enumerate(reordered))
+    assert parse_reply(brackets, METRICS).scores == {m.key: i + 1 for i, m in enumerate(reordered)}

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackLLMServer
 
 from mc16k.inference.store import add_answers, answer_path
-from mc16k.llm.loopback import LoopbackLLMServer
 from mc16k.llm.store import JsonlStore
 
 ROOT = Path(__file__).resolve().parents[1]

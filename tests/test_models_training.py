@@ -17,14 +17,15 @@ from omegaconf import OmegaConf
 from peft import PeftModel
 
 from mc16k.config import register_configs
-from mc16k.models.config import LoraConfig, ModelConfig, QuantConfig
-from mc16k.models.export import export_merged
+from mc16k.models.config import LoraConfig, QuantConfig
 from mc16k.models.loading import load_base_model, load_for_inference
 from mc16k.models.lora import attach_lora
 from mc16k.models.optim import adamw, constant_with_warmup
-from mc16k.models.training import accumulation_steps, train
 from mc16k.runs.identity import run_id
 from mc16k.runs.tracking import logger_config
+from mc16k.schema import ModelConfig
+from mc16k.tasks.export import export_merged
+from mc16k.tasks.train import accumulation_steps, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -81,8 +82,8 @@ def test_recipe_warmup_then_constant_and_torch_adamw_without_cuda():
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         schedule.step()
-    assert rates[:3] == pytest.approx([2e-4 / 3, 2 * 2e-4 / 3, 2e-4])
-    assert rates[3:] == pytest.approx([2e-4] * 7)
+    assert rates[:4] == pytest.approx([0.0, 2e-4 / 3, 2 * 2e-4 / 3, 2e-4])  # 3 % of 100 steps, from lr 0
+    assert rates[4:] == pytest.approx([2e-4] * 6)
     with pytest.raises(ValueError, match="warmup_ratio"):
         constant_with_warmup(optimizer, 100, 1.5)
 
@@ -141,6 +142,9 @@ def test_smoke_job_leaves_adapter_only_checkpoints_a_loadable_adapter_and_a_done
     assert {"interview", "synthetic"} <= provenance["data_files"].keys()
     assert len(provenance["data_files"]["interview"]["sha256"]) == 64
     assert provenance["data_counts"]["data/train/examples"] > 0
+    split = json.loads((run_dir / "data_split.json").read_text())["validation"]
+    assert len(split) == provenance["data_counts"]["data/val/examples"] > 0
+    assert {"source", "row", "content_hash"} == set(split[0]) and len(split[0]["content_hash"]) == 64
     metrics = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss_step", "train/tokens_per_s", "train/token_efficiency", "lr-AdamW"} <= set(metrics)
 
@@ -245,7 +249,7 @@ def test_launcher_presets_compose_with_gpus_per_job_from_the_trainer(launcher, t
 
 
 def test_fsdp_preset_stores_4bit_weights_in_the_compute_dtype_and_a_mismatch_is_refused():
-    from mc16k.models.training import check_fsdp_quant_storage
+    from mc16k.tasks.train import check_fsdp_quant_storage
 
     cfg = compose_train(["trainer=fsdp", "paths.output_dir=/unused"])
     assert cfg.quant.quant_storage == cfg.quant.compute_dtype

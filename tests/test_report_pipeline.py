@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from loopback import LoopbackLLMServer
 
-from mc16k.config import register_configs, resource_path
+from mc16k.config import register_configs
 from mc16k.inference.benchmark import read_questions
 from mc16k.inference.store import add_answers, answer_path
-from mc16k.llm.loopback import LoopbackLLMServer
-from mc16k.reporting.evaluate import run_evaluation
+from mc16k.paths import resource_path
+from mc16k.tasks.evaluate import run_evaluation
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MODELS = {"tiny": ("base", "tiny"), "tiny-interview": ("finetuned", "tiny"), "samantha": ("baseline", "llama")}

@@ -18,8 +18,9 @@ import torch
 from omegaconf import OmegaConf
 from peft import PeftModel
 
-from mc16k.models.config import ModelConfig, QuantConfig
+from mc16k.models.config import QuantConfig
 from mc16k.models.loading import load_base_model
+from mc16k.schema import ModelConfig
 
 pytestmark = pytest.mark.slow
 

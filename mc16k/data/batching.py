@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from mc16k.data.config import Batching
-from mc16k.data.formatting import IGNORE_INDEX, EncodedExample
+from mc16k.data.formatting import EncodedExample
+from mc16k.schema import IGNORE_INDEX
 
 BatchPlan = list[list[list[int]]]
 

@@ -18,7 +18,7 @@ from mc16k.data.config import Batching, DataConfig, PromptConfig
 from mc16k.data.formatting import EncodedExample, encode_example
 from mc16k.data.loading import Row, resolve_files
 from mc16k.data.prepare import PreparedData, prepare_rows
-from mc16k.models.config import ModelConfig
+from mc16k.schema import ModelConfig
 
 log = logging.getLogger(__name__)
 

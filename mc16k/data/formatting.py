@@ -19,15 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from mc16k.models.config import ModelConfig, PromptFormat
+from mc16k.paths import RESOURCES_DIR
+from mc16k.schema import IGNORE_INDEX, ModelConfig, PromptFormat
 
-IGNORE_INDEX = -100
 TRUNCATION_MARKER = "[...]"
-PROMPTS_DIR = Path(__file__).resolve().parents[1] / "resources" / "prompts"
+PROMPTS_DIR = RESOURCES_DIR / "prompts"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mc16k.data.config import DataConfig, OnBadRow
+from mc16k.jsonl import JsonlLineError, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,13 @@ def _read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if suffix == ".parquet":
         yield from _parquet_records(path)
         return
+    if suffix == ".jsonl":
+        yield from _jsonl_records(path)
+        return
     # Undecodable bytes survive decoding as lone surrogates, so they are found per cell with row and column.
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     if suffix == ".csv":
         yield from _csv_records(path, text)
-    elif suffix == ".jsonl":
-        yield from _jsonl_records(path, text)
     else:
         yield from _json_records(path, text)
 
@@ -181,10 +183,15 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from enumerate(reader, start=1)
 
 
-def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield line_number, _json_object(path, line_number, line)
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        rows = read_jsonl(path).rows
+    except JsonlLineError as err:
+        raise DataValidationError(f"{path}: row {err.line}, column -: {err.problem}") from err
+    for line_number, record in rows:
+        if not isinstance(record, dict):
+            raise DataValidationError(f"{path}: row {line_number}, column -: expected a JSON object")
+        yield line_number, record
 
 
 def _json_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -195,13 +202,6 @@ def _json_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]
         if not isinstance(record, dict):
             raise DataValidationError(f"{path}: row {row_number}, column -: expected an object")
         yield row_number, record
-
-
-def _json_object(path: Path, row_number: int, line: str) -> dict[str, Any]:
-    record = _parse_json(path, row_number, line)
-    if not isinstance(record, dict):
-        raise DataValidationError(f"{path}: row {row_number}, column -: expected a JSON object")
-    return record
 
 
 def _parse_json(path: Path, row: int | None, text: str) -> Any:

@@ -1,14 +1,18 @@
 """From configured files to a seeded train/validation split, with every dropped row counted.
 
 Order: load and validate each source → minimum-word filter → exact-duplicate removal (first copy kept,
-across sources) → seeded split per source. For each source, ``read = skipped + too_short + duplicates +
+across sources) → seeded split per row. For each source, ``read = skipped + too_short + duplicates +
 train + val`` holds and is checked, so no row is lost silently (the authors' unseeded split dropped some).
+
+Whether a row is held out for validation is a seeded function of that row alone (its source and content),
+never of which other rows or sources are loaded: the validation set of ``data=both`` is the union of those
+of ``data=synthetic`` and ``data=interview``, so validation losses compare across the three splits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +57,14 @@ class PreparedData:
     val: list[Row]
     reports: dict[str, SourceReport] = field(default_factory=dict)
 
+    def split_record(self) -> dict[str, list[dict[str, object]]]:
+        """What ``data_split.json`` holds: each validation row's source, 1-based data row and content hash."""
+        return {
+            "validation": [
+                {"source": row.source, "row": row.row, "content_hash": content_hash(row)} for row in self.val
+            ]
+        }
+
 
 def prepare_rows(cfg: DataConfig, system: str, files: dict[str, Path] | None = None) -> PreparedData:
     """Load, filter, deduplicate and split the configured sources (``files`` defaults to resolve_files)."""
@@ -60,7 +72,6 @@ def prepare_rows(cfg: DataConfig, system: str, files: dict[str, Path] | None = N
         raise DataValidationError(f"data.val_fraction must be in [0, 1), got {cfg.val_fraction}")
     files = resolve_files(cfg) if files is None else files
     seen: set[tuple[str, str]] = set()
-    rng = random.Random(cfg.seed)
     prepared = PreparedData(train=[], val=[])
     for source in cfg.sources:
         loaded = load_source(files[source], source, cfg.on_bad_row)
@@ -81,11 +92,10 @@ def prepare_rows(cfg: DataConfig, system: str, files: dict[str, Path] | None = N
                 continue
             seen.add(key)
             kept.append(row)
-        rng.shuffle(kept)
-        n_val = _validation_size(len(kept), cfg.val_fraction)
-        prepared.val.extend(kept[:n_val])
-        prepared.train.extend(kept[n_val:])
-        report.val, report.train = n_val, len(kept) - n_val
+        held_out = validation_rows(kept, cfg.val_fraction, cfg.seed)
+        prepared.val.extend(row for row in kept if id(row) in held_out)
+        prepared.train.extend(row for row in kept if id(row) not in held_out)
+        report.val, report.train = len(held_out), len(kept) - len(held_out)
         if kept:
             report.avg_input_words = sum(word_count(r.input) for r in kept) / len(kept)
             report.avg_output_words = sum(word_count(r.output) for r in kept) / len(kept)
@@ -110,8 +120,28 @@ def prepare_rows(cfg: DataConfig, system: str, files: dict[str, Path] | None = N
     return prepared
 
 
-def _validation_size(n_rows: int, fraction: float) -> int:
-    """Rounded share, at least one row when a split is asked for and there are two rows to split."""
-    if fraction == 0.0 or n_rows < 2:
-        return 0
-    return min(n_rows - 1, max(1, round(n_rows * fraction)))
+def content_hash(row: Row) -> str:
+    """SHA-256 of a row's conversation (input and output): names the row's content in ``data_split.json``."""
+    return hashlib.sha256(f"{row.input}\0{row.output}".encode()).hexdigest()
+
+
+def validation_draw(row: Row, seed: int) -> float:
+    """A uniform number in [0, 1) fixed by (seed, source, content): the row is held out when it is below
+    ``data.val_fraction``. Row order, the other rows and the other sources play no part."""
+    digest = hashlib.sha256(f"{seed}\0{row.source}\0{content_hash(row)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def validation_rows(rows: list[Row], fraction: float, seed: int) -> set[int]:
+    """``id()`` of the rows held out: each row whose draw is below ``fraction``. About ``fraction`` of the
+    rows, not exactly; a source with two rows or more and none drawn gives its lowest draw, so that a small
+    file still has a validation row."""
+    if fraction == 0.0 or len(rows) < 2:
+        return set()
+    draws = {id(row): validation_draw(row, seed) for row in rows}
+    held_out = {key for key, draw in draws.items() if draw < fraction}
+    if not held_out:
+        held_out = {min(draws, key=draws.__getitem__)}
+    if len(held_out) == len(rows):  # keep at least one training row
+        held_out.discard(max(draws, key=draws.__getitem__))
+    return held_out

@@ -6,7 +6,7 @@ import logging
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from mc16k.models.config import ModelConfig
+from mc16k.schema import ModelConfig
 
 log = logging.getLogger(__name__)
 

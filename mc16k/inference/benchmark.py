@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from mc16k.inference.config import BenchmarkConfig
+from mc16k.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -24,32 +24,20 @@ def read_questions(path: str | Path) -> list[Question]:
         raise FileNotFoundError(f"benchmark question file not found: {path} (set benchmark.path)")
     questions: list[Question] = []
     seen: set[int | str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            qid = row.get("question_id")
-            if not isinstance(qid, (int, str)) or isinstance(qid, bool):
-                raise ValueError(f"{where}: field 'question_id' missing or not an int/str")
-            if qid in seen:
-                raise ValueError(f"{where}: duplicate question_id {qid!r}")
-            turns = row.get("turns")
-            if (
-                not isinstance(turns, list)
-                or not turns
-                or not isinstance(turns[0], str)
-                or not turns[0].strip()
-            ):
-                raise ValueError(f"{where}: field 'turns' must be a non-empty list whose first item is text")
-            seen.add(qid)
-            questions.append(Question(qid, str(row.get("category", "")), turns[0]))
+    for line_no, row in read_jsonl(path).rows:
+        where = f"{path}:{line_no}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        qid = row.get("question_id")
+        if not isinstance(qid, (int, str)) or isinstance(qid, bool):
+            raise ValueError(f"{where}: field 'question_id' missing or not an int/str")
+        if qid in seen:
+            raise ValueError(f"{where}: duplicate question_id {qid!r}")
+        turns = row.get("turns")
+        if not isinstance(turns, list) or not turns or not isinstance(turns[0], str) or not turns[0].strip():
+            raise ValueError(f"{where}: field 'turns' must be a non-empty list whose first item is text")
+        seen.add(qid)
+        questions.append(Question(qid, str(row.get("category", "")), turns[0]))
     if not questions:
         raise ValueError(f"{path}: no questions")
     return questions

@@ -1,5 +1,7 @@
-"""Answer a benchmark with each target: encode prompts, skip what is on disk, generate longest-first in
-batches, write each batch's answers atomically, and report truncations and throughput."""
+"""Answer a benchmark with one target: encode prompts, skip what is on disk, generate longest-first in
+batches, write each batch's answers atomically, and report truncations and throughput.
+
+``mc16k.tasks.infer`` runs this for every target a config names."""
 
 from __future__ import annotations
 
@@ -10,30 +12,20 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
+from rich.progress import Progress
 
 from mc16k.data.formatting import EncodedPrompt, encode_prompt
-from mc16k.inference.benchmark import Question, load_benchmark
+from mc16k.inference.benchmark import Question
 from mc16k.inference.config import GenerationConfig
 from mc16k.inference.engines import Engine
 from mc16k.inference.engines.factory import load_target_tokenizer, open_engine
 from mc16k.inference.sampling import question_seed, round_seeds
 from mc16k.inference.store import add_answers, answer_path, read_answers
-from mc16k.inference.targets import AnswerTarget, resolve_targets
+from mc16k.inference.targets import AnswerTarget
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +73,6 @@ def prompt_hash(prompt: EncodedPrompt, prompt_version: str) -> str:
 def answer_id(model_id: str, question_id: int | str, round_index: int, phash: str) -> str:
     """Deterministic answer id: the same answer key always gets the same id."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"mc16k:{model_id}:{question_id}:{round_index}:{phash}").hex
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[tokens_per_s]:.1f} tok/s"),
-        disable=not enabled,
-    )
 
 
 def _pending_work(
@@ -253,49 +232,3 @@ def _answer_batch(
         report.answered += add_answers(paths[round_index], rows)
     report.completion_tokens += sum(c.completion_tokens for c in completions)
     report.generation_s += seconds
-
-
-def summary_table(reports: list[TargetReport]) -> Table:
-    table = Table(title="answers")
-    for column in ("model_id", "kind", "answered", "already done", "truncated prompts", "tok/s"):
-        table.add_column(column)
-    for r in reports:
-        table.add_row(
-            r.model_id,
-            r.kind,
-            str(r.answered),
-            str(r.already_done),
-            str(r.truncated),
-            f"{r.tokens_per_s:.1f}",
-        )
-    return table
-
-
-@contextmanager
-def _no_metrics() -> Iterator[MetricsLogger]:
-    yield lambda metrics: None
-
-
-def run_inference(cfg: DictConfig, metrics_logger=_no_metrics) -> list[TargetReport]:
-    """Answer ``cfg.benchmark`` with every target the config names; return one report per target."""
-    questions = load_benchmark(cfg.benchmark)
-    round_seeds(cfg.seed, cfg.infer.rounds, cfg.infer.round_seeds)  # bad seeds fail before any model loads
-    if cfg.infer.rounds > 1 and not cfg.infer.generation.do_sample:
-        log.warning(
-            "greedy decoding (do_sample=false): all %d rounds will hold the same answers", cfg.infer.rounds
-        )
-    targets = resolve_targets(cfg)
-    log.info(
-        "answering %d question(s) x %d round(s) of %s with %d target(s): %s",
-        len(questions),
-        cfg.infer.rounds,
-        cfg.benchmark.name,
-        len(targets),
-        [t.model_id for t in targets],
-    )
-    reports = []
-    with metrics_logger() as log_metrics, _progress(cfg.infer.show_progress) as progress:
-        for target in targets:
-            reports.append(answer_target(target, questions, cfg, progress, log_metrics))
-    Console(stderr=True).print(summary_table(reports))
-    return reports

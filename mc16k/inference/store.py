@@ -4,7 +4,8 @@ Every write re-reads the file under an exclusive lock on its dir, adds only ques
 temp file, fsyncs it and ``os.replace``s it over the old one. A SIGKILL at any moment therefore leaves
 either the old or the new complete file, two processes answering the same model cannot duplicate or
 lose rows, and a rerun skips what is on disk. A torn last line (a file written by another tool, or a
-crash on a filesystem without atomic rename) is dropped with a warning and the question re-answered.
+crash on a filesystem without atomic rename) is dropped with a warning (``mc16k.jsonl``'s policy) and the
+question re-answered.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mc16k.atomic_io import write_text_atomically
+from mc16k.jsonl import JsonlLineError, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +30,16 @@ def answer_path(answers_dir: str | Path, benchmark: str, model_id: str, round_in
 
 
 def read_answers(path: str | Path) -> dict[int | str, dict]:
-    """Rows of an answer file by question id; a torn last line is dropped, any other bad line is an error."""
+    """Rows of an answer file by question id (torn last line: see ``mc16k.jsonl``; the question is answered
+    again); a line that is not an answer row, or a duplicate question id, is an error naming file and line."""
     path = Path(path)
-    if not path.exists():
-        return {}
-    lines = path.read_text(encoding="utf-8").split("\n")
     rows: dict[int | str, dict] = {}
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            qid = row["question_id"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            if index == last:
-                log.warning(
-                    "%s:%d: dropping a torn last line (%s); that question is answered again",
-                    path,
-                    index + 1,
-                    err,
-                )
-                continue
-            raise ValueError(f"{path}:{index + 1}: not an answer row ({err})") from err
+    for line_no, row in read_jsonl(path).rows:
+        if not isinstance(row, dict) or not isinstance(row.get("question_id"), (int, str)):
+            raise JsonlLineError(path, line_no, "not an answer row (no int or str question_id)")
+        qid = row["question_id"]
         if qid in rows:
-            raise ValueError(f"{path}:{index + 1}: duplicate question_id {qid!r}")
+            raise JsonlLineError(path, line_no, f"duplicate question_id {qid!r}")
         rows[qid] = row
     return rows
 

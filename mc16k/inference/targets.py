@@ -7,7 +7,6 @@ also carries ``kind``, ``base_model`` and ``data_split``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -16,13 +15,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mc16k.config import project_root
-from mc16k.models.config import BaselineConfig, ModelConfig, QuantConfig
+from mc16k.models.config import BaselineConfig, QuantConfig
+from mc16k.paths import config_dir
+from mc16k.runs.layout import ADAPTER_DIR, DONE_FILE, RUN_INFO_FILE, read_run_info
+from mc16k.schema import ModelConfig
 
 log = logging.getLogger(__name__)
-
-RUN_METADATA = "mc16k_run.json"
-DONE_MARKER = "done.json"
 
 
 @dataclass(frozen=True)
@@ -61,30 +59,48 @@ def baseline_target(baseline_cfg: DictConfig, quant_cfg: DictConfig) -> AnswerTa
     )
 
 
-def load_baseline_config(name: str, conf_dir: str | Path | None = None) -> DictConfig:
-    """``conf/baseline/<name>.yaml`` validated against ``BaselineConfig`` (for lists of baselines)."""
-    path = Path(conf_dir or Path(project_root()) / "conf") / "baseline" / f"{name}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise FileNotFoundError(
-            f"infer.baselines: no baseline {name!r} ({path} missing); available: {available}"
-        )
-    return OmegaConf.merge(OmegaConf.structured(BaselineConfig), OmegaConf.load(path))
+def load_baseline_config(name: str) -> DictConfig:
+    """``baseline=<name>`` composed through Hydra's config search path, validated against ``BaselineConfig``.
+
+    Inside a Hydra app (infer.py) this is the app's own search path, so baselines added by a search-path
+    plugin or ``hydra.searchpath`` are found; outside one (a script, a test) it is ``paths.config_dir()``.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import MissingConfigException
+
+    overrides = [f"+baseline={name}"]
+    try:
+        if GlobalHydra.instance().is_initialized():
+            if HydraConfig.initialized():  # the app's hydra.searchpath applies to this compose too
+                overrides.append("hydra.searchpath=[" + ",".join(HydraConfig.get().searchpath) + "]")
+            composed = compose(config_name=None, overrides=overrides)
+        else:
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                composed = compose(config_name=None, overrides=overrides)
+    except MissingConfigException as err:
+        raise FileNotFoundError(f"infer.baselines: no baseline {name!r}. {err}") from err
+    if not OmegaConf.is_dict(composed.get("baseline")):  # no baseline group on the search path at all
+        raise FileNotFoundError(f"infer.baselines: no config group 'baseline' on Hydra's search path for {name!r}")
+    return OmegaConf.merge(OmegaConf.structured(BaselineConfig), composed.baseline)
 
 
 def finetuned_target(run_dir: Path) -> AnswerTarget:
     """The target for one finished training run, described by ``<run_dir>/adapter/mc16k_run.json``."""
-    meta_path = run_dir / "adapter" / RUN_METADATA
+    adapter_dir = run_dir / ADAPTER_DIR
+    meta_path = adapter_dir / RUN_INFO_FILE
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_run_info(adapter_dir)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"training run {run_dir} is marked done but has no {meta_path}") from err
+    try:
         model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), meta["model"])
         quant_cfg = OmegaConf.merge(OmegaConf.structured(QuantConfig), meta["quant"])
         split = str(meta["data_split"])
         run_id = str(meta["run_id"])
         prompt_version = meta["prompt"]["version"]
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"training run {run_dir} is marked done but has no {meta_path}") from err
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{meta_path}: unreadable run description ({type(err).__name__}: {err})") from err
     return AnswerTarget(
         f"{model_cfg.name}-ft-{split}",
@@ -93,7 +109,7 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
         quant_cfg,
         base_model=model_cfg.name_or_path,
         data_split=split,
-        adapter_dir=meta_path.parent,
+        adapter_dir=adapter_dir,
         run_id=run_id,
         prompt_version=prompt_version,
     )
@@ -106,13 +122,13 @@ def finished_runs(path: str | Path) -> list[Path]:
         raise FileNotFoundError(
             f"infer.from_runs: {root} is not a directory (train the runs first with train.py)"
         )
-    if (root / DONE_MARKER).is_file():
+    if (root / DONE_FILE).is_file():
         return [root]
-    done = sorted(marker.parent for marker in root.rglob(DONE_MARKER))
+    done = sorted(marker.parent for marker in root.rglob(DONE_FILE))
     unfinished = sorted(
         meta.parents[1]
-        for meta in root.rglob(f"adapter/{RUN_METADATA}")
-        if not (meta.parents[1] / DONE_MARKER).exists()
+        for meta in root.rglob(f"{ADAPTER_DIR}/{RUN_INFO_FILE}")
+        if not (meta.parents[1] / DONE_FILE).exists()
     )
     if unfinished:
         log.warning(

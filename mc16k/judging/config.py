@@ -24,6 +24,10 @@ class JudgeConfig:
     rubric_dir: str = "???"  # a versioned prompt directory, e.g. ${mc16k_resource:prompts/judge/v1}
     mode: MetricMode = MetricMode.all
     max_reasks: int = 2  # re-asks of metrics whose reply could not be read (remote judges)
+    # units started but not yet stored, at most (null: 2 x runner.concurrency). Bounds the work a kill can
+    # waste: a started unit's retries and re-asks go before new units' first calls, and no more than this many
+    # units wait on backoff at once.
+    max_units_in_progress: int | None = None
 
 
 class SignificanceTest(str, Enum):

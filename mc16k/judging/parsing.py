@@ -1,12 +1,15 @@
 """Read judge replies: JSON first, then a tolerant by-name reading of prose. Never the first ``[[n]]``.
 
-Every metric is looked up by its key or its name. A score that is missing, not a whole number, or outside
-the scale is a failure with a reason, never a guess.
+Every metric is looked up by its key or its name, compared as normalised aliases (case, ``&`` or "and",
+hyphens, underscores and punctuation do not matter). A decimal score inside the scale is kept as given and
+marked as not whole. A score that is missing, not a number, or outside the scale is a failure with a reason,
+never a guess.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +21,17 @@ _NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 @dataclass
 class ParsedReply:
-    scores: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # whole scores as int, decimal ones as given
     justifications: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # metric key -> why it has no score
+    not_whole: set[str] = field(default_factory=set)  # metric keys whose score had a fractional part
 
 
-def _normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+def normalise_name(text: str) -> str:
+    """The alias form of a metric name or key: "Empathy & Validation", "empathy and validation" and
+    "empathy_validation" all become "empathyvalidation"."""
+    words = re.findall(r"[a-z0-9]+", text.lower().replace("&", " and "))
+    return "".join(w for w in words if w != "and")
 
 
 def _json_objects(text: str) -> list[dict[str, Any]]:
@@ -45,14 +52,14 @@ def _json_objects(text: str) -> list[dict[str, Any]]:
 
 
 def _lookup(obj: dict[str, Any], metric: Metric) -> Any:
-    wanted = {_normalise(metric.key), _normalise(metric.name)}
+    wanted = {normalise_name(metric.key), normalise_name(metric.name)}
     for key, value in obj.items():
-        if _normalise(str(key)) in wanted:
+        if normalise_name(str(key)) in wanted:
             return value
     return None
 
 
-def _check_score(raw: Any, low: int, high: int) -> tuple[int | None, str | None]:
+def _check_score(raw: Any, low: int, high: int) -> tuple[float | None, str | None]:
     if isinstance(raw, bool) or raw is None:
         return None, f"no score (got {raw!r})"
     if isinstance(raw, str):
@@ -62,11 +69,11 @@ def _check_score(raw: Any, low: int, high: int) -> tuple[int | None, str | None]
         raw = float(match.group(1))
     if not isinstance(raw, (int, float)):
         return None, f"score is not a number: {raw!r}"
-    if float(raw) != int(raw):
-        return None, f"score {raw} is not a whole number"
-    if not low <= int(raw) <= high:
-        return None, f"score {int(raw)} outside {low}-{high}"
-    return int(raw), None
+    if not math.isfinite(raw):
+        return None, f"score is not a number: {raw!r}"
+    if not low <= raw <= high:
+        return None, f"score {raw:g} outside {low}-{high}"
+    return (int(raw) if float(raw).is_integer() else float(raw)), None
 
 
 def _from_json(obj: dict[str, Any], metric: Metric) -> tuple[Any, str, bool]:
@@ -80,8 +87,9 @@ def _from_json(obj: dict[str, Any], metric: Metric) -> tuple[Any, str, bool]:
 
 
 def _name_pattern(metric: Metric) -> str:
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", metric.name) if w]
-    by_name = r"[^A-Za-z0-9\n]{0,5}".join(re.escape(w) for w in words)
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", metric.name) if w and w.lower() != "and"]
+    between = r"[^A-Za-z0-9\n]{0,5}(?:and[^A-Za-z0-9\n]{1,5})?"  # "&", "and", hyphens, spaces
+    by_name = between.join(re.escape(w) for w in words)
     by_key = r"[^A-Za-z0-9\n]{0,3}".join(re.escape(w) for w in metric.key.split("_"))
     return rf"(?:{by_name}|{by_key})"
 
@@ -126,4 +134,6 @@ def parse_reply(text: str, metrics: list[Metric], low: int = 1, high: int = 10) 
         else:
             result.scores[metric.key] = score
             result.justifications[metric.key] = justification
+            if isinstance(score, float):
+                result.not_whole.add(metric.key)
     return result

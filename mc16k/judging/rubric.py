@@ -19,6 +19,7 @@ TEMPLATE_FILES = (
     "instructions_json.txt",
     "instructions_score_only.txt",
     "score_prefix.txt",
+    "reask.txt",
 )
 
 
@@ -70,6 +71,11 @@ class Rubric:
         return self.templates["user.txt"].format(
             question=question, answer=answer, criteria=self.criteria(metrics), instructions=instructions
         )
+
+    def reask_prompt(self, errors: dict[str, str]) -> str:
+        """The follow-up turn of a re-ask: which criteria could not be read, why, and the format expected."""
+        lines = "\n".join(f'- {self.metric(key).name} (key "{key}"): {why}' for key, why in errors.items())
+        return self.templates["reask.txt"].format(errors=lines, keys=", ".join(f'"{key}"' for key in errors))
 
     def score_prefix(self, metric: Metric) -> str:
         return self.templates["score_prefix.txt"].format(name=metric.name, key=metric.key)

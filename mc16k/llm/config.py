@@ -65,3 +65,5 @@ class RunnerConfig:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
     max_retry_after_s: float = 300.0  # a server's Retry-After longer than this is capped
+    max_transport_failures_in_a_row: int = 5  # calls without any HTTP answer before the run stops (server down)
+    rate_window_s: float = 60.0  # the sliding window of requests_per_minute / tokens_per_minute

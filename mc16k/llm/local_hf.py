@@ -52,8 +52,9 @@ class LocalHFScorer:
         ``cache_dir``: far faster than computing on packed GGUF weights; ``load_in_4bit`` for big judges)."""
         from transformers import AutoTokenizer
 
-        from mc16k.models.config import ModelConfig, QuantConfig
+        from mc16k.models.config import QuantConfig
         from mc16k.models.loading import load_base_model
+        from mc16k.schema import ModelConfig
 
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)

@@ -2,7 +2,7 @@
 
 Each record carries a ``key``; the last record of a key wins, so a re-run can append a fresh result for a
 key (e.g. re-trying failures) without rewriting the file. A torn last line (the process died mid-write) is
-cut off on open; any other unreadable line is an error naming the file and line.
+cut off on open (``mc16k.jsonl``'s policy); any other unreadable line is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -15,9 +15,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mc16k.jsonl import JsonlContents, JsonlLineError, read_jsonl
+
 
 class StoreCorruptError(ValueError):
     pass
+
+
+def keyed_records(path: Path, contents: JsonlContents) -> dict[str, dict[str, Any]]:
+    """The latest record per key of a parsed store file; a record without a key is corruption."""
+    records: dict[str, dict[str, Any]] = {}
+    for line_no, record in contents.rows:
+        if not isinstance(record, dict) or "key" not in record:
+            raise StoreCorruptError(f"{path}:{line_no}: unreadable record (no 'key')")
+        records[record["key"]] = record
+    return records
+
+
+def read_records(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The latest record per key, read only (a torn last line is skipped, not cut off; no file is created)."""
+    path = Path(path)
+    try:
+        return keyed_records(path, read_jsonl(path))
+    except JsonlLineError as err:
+        raise StoreCorruptError(f"{err.path}:{err.line}: unreadable record ({err.problem})") from err
 
 
 class JsonlStore:
@@ -32,23 +53,19 @@ class JsonlStore:
         self._writer: ThreadPoolExecutor | None = None
 
     def _load(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        complete_end = data.rfind(b"\n") + 1
-        if complete_end < len(data):  # torn last line from a killed writer: drop it
+        try:
+            contents = read_jsonl(self.path)
+        except JsonlLineError as err:
+            raise StoreCorruptError(f"{err.path}:{err.line}: unreadable record ({err.problem})") from err
+        if contents.torn_at is not None:  # torn last line from a killed writer: cut it off
             with open(self.path, "r+b") as fh:
-                fh.truncate(complete_end)
+                fh.truncate(contents.torn_at)
                 os.fsync(fh.fileno())
-        for line_no, line in enumerate(data[:complete_end].splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                key = record["key"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise StoreCorruptError(f"{self.path}:{line_no}: unreadable record ({err})") from err
-            self.records[key] = record
+        elif not contents.ends_with_newline:  # a complete last record whose newline was never written
+            with open(self.path, "ab") as fh:
+                fh.write(b"\n")
+                os.fsync(fh.fileno())
+        self.records = keyed_records(self.path, contents)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records

@@ -1,37 +1,15 @@
-"""Typed configs for base models, LoRA and quantization (conf/model, conf/baseline, conf/lora, conf/quant)."""
+"""Typed configs for LoRA, quantization, baselines and training (conf/lora, conf/quant, conf/baseline, conf/optim).
+
+The base model's own config (``ModelConfig``) lives in ``mc16k.schema``: the data stage reads it too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Optional
 
 from mc16k.dtypes import DType
-
-
-class PromptFormat(str, Enum):
-    """How a conversation becomes text: the tokenizer's own chat template, or a template file of ours."""
-
-    chat_template = "chat_template"
-    alpaca = "alpaca"
-    vicuna = "vicuna"
-
-
-@dataclass
-class ModelConfig:
-    """A base model (or baseline) and what differs between models."""
-
-    name: str = "???"  # short id used in run dirs and answer files
-    name_or_path: str = "???"  # hub id or local dir
-    gguf_file: Optional[str] = None  # load a GGUF file inside name_or_path (dequantized by transformers)
-    revision: Optional[str] = None
-    prompt_format: PromptFormat = PromptFormat.alpaca
-    system_in_user: bool = False  # chat templates without a system role (Mistral-Instruct): prepend it to the user turn
-    pad_token: Optional[str] = None  # null: add a dedicated pad token when the tokenizer has none / has pad == eos
-    max_context: int = 4096
-    dtype: DType = DType.bfloat16  # weights dtype when not quantized
-    trust_remote_code: bool = False
-    base_model: Optional[str] = None  # baselines: what they were tuned from (documentation only)
+from mc16k.schema import ModelConfig
 
 
 @dataclass

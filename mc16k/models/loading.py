@@ -7,7 +7,6 @@ adapter the same way in every stage.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,10 @@ import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedModel
 
 from mc16k.dtypes import to_torch_dtype
-from mc16k.models.config import ModelConfig, QuantConfig
+from mc16k.models.config import QuantConfig
 from mc16k.models.smollm2 import SMOLLM2_GGUF_FILE, smollm2_dir, smollm2_gguf_path  # noqa: F401 (re-exported)
+from mc16k.paths import default_cache_dir
+from mc16k.schema import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,7 @@ def weights_location(model_cfg: ModelConfig, cache_dir: str | Path | None) -> st
     if model_cfg.gguf_file is None:
         return model_cfg.name_or_path
     if cache_dir is None:
-        from mc16k.config import project_root
-
-        cache_dir = Path(project_root()) / ".cache"
+        cache_dir = default_cache_dir()
     return str(dense_checkpoint_dir(model_cfg, cache_dir))
 
 
@@ -137,11 +136,3 @@ def load_for_inference(
             model = model.merge_and_unload()
     model.eval()
     return model
-
-
-def read_adapter_info(adapter_dir: str | Path) -> dict[str, Any]:
-    """The ``mc16k_run.json`` an adapter dir carries: base model and quant config, data split, run id."""
-    path = Path(adapter_dir) / "mc16k_run.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {adapter_dir} was not written by mc16k training")
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from mc16k.data.formatting import IGNORE_INDEX
+from mc16k.schema import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 

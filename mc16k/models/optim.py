@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
+from transformers import get_constant_schedule_with_warmup
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,17 @@ def adamw(
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
 
 
-def constant_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> LambdaLR:
-    """Linear warm-up over ``warmup_ratio`` of ``total_steps`` optimizer steps, then a constant rate."""
+def warmup_steps(total_steps: int, warmup_ratio: float) -> int:
+    """``ceil(total_steps x warmup_ratio)`` as in transformers' ``TrainingArguments``: one step at least
+    whenever the ratio is above 0 (3 % of a 16-step run is one warm-up step, not none)."""
     if not 0.0 <= warmup_ratio < 1.0:
         raise ValueError(f"train.scheduler.warmup_ratio must be in [0, 1), got {warmup_ratio}")
-    warmup_steps = max(1, round(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+    return math.ceil(total_steps * warmup_ratio)
 
-    def factor(step: int) -> float:
-        return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
-    return LambdaLR(optimizer, factor)
+def constant_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> LambdaLR:
+    """transformers' ``get_constant_schedule_with_warmup``: optimizer step k (from 0) runs at
+    ``lr x k / warmup`` during the warm-up, so the first step at lr 0, then at the constant ``lr``."""
+    steps = warmup_steps(total_steps, warmup_ratio)
+    log.info("lr schedule: %d warm-up step(s) of %d, then constant", steps, total_steps)
+    return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=steps)

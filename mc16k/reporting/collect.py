@@ -8,60 +8,33 @@ from pathlib import Path
 import pandas as pd
 
 from mc16k.judging.answers import AnswerItem
-from mc16k.judging.judge import STATUS_OK, text_sha
 from mc16k.judging.rubric import Rubric
-from mc16k.llm.store import JsonlStore
+from mc16k.judging.store import read_judgments
 
 log = logging.getLogger(__name__)
 
 COLUMNS = [
     "judge", "model_id", "kind", "base_model", "data_split", "round", "question_id", "metric", "score",
     "status", "reason", "answer_words",
-]
-
-
-def judge_label(record: dict) -> str:
-    """A judge's name in tables; the per-metric mode of the same judge is reported as a judge of its own."""
-    return record["judge"] if record["mode"] == "all" else f"{record['judge']} (per-metric)"
-
-
-def load_judgments(judgments_dir: str | Path, rubric: Rubric, judges: list[str] | None) -> dict:
-    """(judge label, question sha, answer sha) -> {metric: result}, for the current prompt version only."""
-    found: dict[tuple[str, str, str], dict[str, dict]] = {}
-    stores = sorted(Path(judgments_dir).glob("*/judgments.jsonl"))
-    for path in stores:
-        if judges is not None and path.parent.name not in judges:
-            continue
-        with JsonlStore(path) as store:
-            for record in store:
-                if record["prompt_version"] != rubric.version:
-                    continue
-                key = (judge_label(record), record["question_sha"], record["answer_sha"])
-                found.setdefault(key, {}).update(record["metrics"])
-    return found
+]  # fmt: skip
 
 
 def judgments_frame(
     items: list[AnswerItem], judgments_dir: str | Path, rubric: Rubric, judges: list[str] | None = None
 ) -> pd.DataFrame:
     """One row per judge x answer x metric; answers a judge has not judged yet are left out (and logged)."""
-    judgments = load_judgments(judgments_dir, rubric, judges)
-    labels = sorted({label for label, _, _ in judgments})
-    by_answer = {(q, a): {} for _, q, a in judgments}
-    for (label, q, a), metrics in judgments.items():
-        by_answer[(q, a)][label] = metrics
+    judgments = read_judgments(judgments_dir, rubric.version, judges)
     rows = []
     not_judged = 0
     for item in items:
-        per_judge = by_answer.get((text_sha(item.question), text_sha(item.answer)), {})
-        not_judged += len(labels) - len(per_judge)
+        per_judge = judgments.for_answer(item.question, item.answer)
+        not_judged += len(judgments.labels) - len(per_judge)
         for label, metrics in per_judge.items():
             for metric in rubric.metrics:
                 result = metrics.get(metric.key)
                 if result is None:  # per-metric mode, this metric not judged yet
                     not_judged += 1
                     continue
-                ok = result["status"] == STATUS_OK
                 rows.append(
                     {
                         "judge": label,
@@ -72,9 +45,9 @@ def judgments_frame(
                         "round": item.round,
                         "question_id": item.question_id,
                         "metric": metric.key,
-                        "score": float(result["score"]) if ok else float("nan"),
-                        "status": result["status"],
-                        "reason": "" if ok else result.get("reason", ""),
+                        "score": result.score_or_nan,
+                        "status": result.status,
+                        "reason": result.reason,
                         "answer_words": len(item.answer.split()),
                     }
                 )

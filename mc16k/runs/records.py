@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from mc16k.atomic_io import write_text_atomically
-from mc16k.config import project_root
+from mc16k.paths import project_root
+from mc16k.runs.layout import DONE_FILE, PROVENANCE_FILE, RUN_FILE
 
-DONE_FILE = "done.json"
-RUN_FILE = "run.json"
-PROVENANCE_FILE = "provenance.json"
 PROVENANCE_PACKAGES = (
     "mc16k", "torch", "transformers", "peft", "bitsandbytes", "lightning", "accelerate",
     "hydra-core", "omegaconf", "datasets", "tokenizers", "wandb",

@@ -1,8 +1,9 @@
 """Experiment tracking for one job: W&B (offline by default), CSV, or nothing; always closed.
 
-One W&B run per job, id = the run id (a resumed job continues its run), group = ``train.group``, tags =
-model and data split, the resolved config as its config. The run is finished even when training fails,
-so a crashed sweep leaves no dangling runs.
+The one tracking wrapper of every stage. A training job gets one W&B run, id = the run id (a resumed job
+continues its run), group = ``train.group``, tags = model and data split, the resolved config as its
+config. A job that trains nothing (infer, evaluate) gets ``stage_run``: id from its output dir, group =
+the stage. The run is finished even when the job fails, so a crashed sweep leaves no dangling runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from mc16k.runs.identity import directory_run_id
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +119,14 @@ def tracked_run(
     finally:
         run.finish(exit_code=exit_code)
         log.info("W&B run %s (%s) finished with exit code %d", labels.run_id, logger_cfg.mode.value, exit_code)
+
+
+@contextmanager
+def stage_run(cfg: DictConfig, stage: str, save_dir: Path, name: str, tags: list[str]) -> Iterator[Logger | None]:
+    """``tracked_run`` for a job that trains nothing (``stage``: infer, evaluate): run id from ``save_dir``,
+    group = ``stage``, the resolved config as its config; None when ``cfg.logger`` is none."""
+    logger_cfg = logger_config(cfg.logger)
+    labels = RunLabels(run_id=directory_run_id(stage, save_dir), name=name, group=stage, tags=tags)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    with tracked_run(logger_cfg, labels, config, save_dir, is_rank_zero=True) as logger:
+        yield logger

@@ -9,12 +9,21 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.config import register_configs
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.judging.answers import load_answer_items
 from mc16k.judging.config import EvaluateConfig
-from mc16k.judging.judge import build_units, estimate, judge_model_id, pending_units, run_judge, store_path
+from mc16k.judging.judge import (
+    JudgingStopped,
+    JudgingSummary,
+    build_units,
+    estimate,
+    judge_model_id,
+    pending_units,
+    run_judge,
+)
 from mc16k.judging.rubric import load_rubric
-from mc16k.llm.store import JsonlStore
+from mc16k.judging.store import stored_units
 from mc16k.reporting.collect import judgments_frame
 from mc16k.reporting.plots import plot_scores
 from mc16k.reporting.tables import write_tables
@@ -28,7 +37,17 @@ from mc16k.stats.summary import (
     summarize,
 )
 
+__all__ = ["JudgingStopped", "register_configs", "run_evaluation"]  # evaluate.py imports only its task
+
 log = logging.getLogger(__name__)
+
+
+def print_summary(done: JudgingSummary) -> None:
+    """What the judging run did and paid: every request sent (failed ones too) and every billed token."""
+    print(f"judged {done.units_judged} new / {done.units_cached} cached units in {done.seconds}s"
+          f"{f', {done.units_unfinished} left unjudged' if done.units_unfinished else ''}; "
+          f"{done.usage.calls} calls, {done.usage.input_tokens}+{done.usage.output_tokens} tokens, "
+          f"${done.cost_usd}; {done.metrics_failed} metric judgments failed; retries {done.retries or 'none'}")
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
@@ -42,11 +61,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
           f"({judge_model_id(ev.judge)}), prompt {rubric.version}, mode {ev.judge.mode.value}")
     if ev.dry_run:
         units = build_units(ev.judge, rubric, pairs)
-        path = store_path(cfg.paths.judgments_dir, ev.judge.name)
-        stored: dict[str, dict] = {}
-        if path.exists():
-            with JsonlStore(path) as store:
-                stored = store.records
+        stored = stored_units(cfg.paths.judgments_dir, ev.judge.name)
         plan = estimate(ev.judge, rubric, pending_units(units, stored, ev.retry_failed))
         print(f"dry run: {plan['calls']} calls ({len(units) - plan['calls']} of {len(units)} judgments already "
               f"stored), ~{plan['input_tokens']} input tokens, <= {plan['max_output_tokens']} output tokens, "
@@ -54,11 +69,14 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         return {"dry_run": plan}
     result: dict[str, Any] = {}
     if ev.judge_answers:
-        done = run_judge(ev.judge, pairs, cfg.paths.judgments_dir, ev.retry_failed, cfg.paths.cache_dir)
+        try:
+            done = run_judge(ev.judge, pairs, cfg.paths.judgments_dir, ev.retry_failed, cfg.paths.cache_dir)
+        except JudgingStopped as stopped:
+            if stopped.summary is not None:
+                print_summary(stopped.summary)
+            raise
         result["judging"] = asdict(done)
-        print(f"judged {done.units_judged} new / {done.units_cached} cached units in {done.seconds}s; "
-              f"{done.usage.calls} calls, {done.usage.input_tokens}+{done.usage.output_tokens} tokens, "
-              f"${done.cost_usd}; {done.metrics_failed} metric judgments failed; retries {done.retries or 'none'}")
+        print_summary(done)
     frame = judgments_frame(items, cfg.paths.judgments_dir, rubric, ev.report_judges)
     if frame.empty:
         raise ValueError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")

@@ -2,8 +2,9 @@
 
 The job dir (``paths.output_dir``) holds ``run.json`` (who owns the dir), ``provenance.json``,
 ``checkpoints/`` (adapter-only), ``adapter/`` (PEFT adapter + tokenizer + ``mc16k_run.json`` +
-``config.yaml``), ``metrics.json`` and, last, ``done.json``. A finished job with the same run id returns
-its recorded validation loss before any model is loaded.
+``config.yaml``), ``data_split.json`` (the validation rows), ``metrics.json`` and, last, ``done.json``
+(file names in ``mc16k.runs.layout``). A finished job with the same run id returns its recorded validation
+loss before any model is loaded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.config import register_configs
 from mc16k.runs.identity import run_id as compute_run_id
+from mc16k.runs.layout import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_DIR,
+    CHECKPOINT_DIR,
+    DATA_SPLIT_FILE,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    RUN_INFO_FILE,
+)
 from mc16k.runs.records import (
     claim_run_dir,
     finished_run,
@@ -29,11 +40,9 @@ from mc16k.runs.records import (
 )
 from mc16k.runs.tracking import RunLabels, logger_config, tracked_run
 
-log = logging.getLogger(__name__)
+__all__ = ["register_configs", "train"]  # train.py imports only its task
 
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
-ADAPTER_DIR = "adapter"
+log = logging.getLogger(__name__)
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -115,7 +124,7 @@ def save_adapter(model: Any, tokenizer: Any, cfg: DictConfig, run_id: str, adapt
     tokenizer.save_pretrained(str(adapter_dir))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     write_json(
-        adapter_dir / "mc16k_run.json",
+        adapter_dir / RUN_INFO_FILE,
         {
             "run_id": run_id,
             "name": run_name(cfg),
@@ -127,7 +136,7 @@ def save_adapter(model: Any, tokenizer: Any, cfg: DictConfig, run_id: str, adapt
             "seed": cfg.seed,
         },
     )
-    OmegaConf.save(resolved, adapter_dir / "config.yaml")
+    OmegaConf.save(resolved, adapter_dir / ADAPTER_CONFIG_FILE)
 
 
 def validation_loss(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule) -> float:
@@ -163,6 +172,7 @@ def train(cfg: DictConfig) -> float | None:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     if is_rank_zero:
         write_provenance(run_dir, run_id, resolved, resolve_files(cfg.data), data_summary)
+        write_json(run_dir / DATA_SPLIT_FILE, datamodule.prepared.split_record())
 
     labels = RunLabels(run_id=run_id, name=name, group=cfg.train.group, tags=[cfg.model.name, cfg.data.name])
     with tracked_run(tracking, labels, resolved, run_dir, is_rank_zero) as logger:
@@ -193,7 +203,7 @@ def train(cfg: DictConfig) -> float | None:
             logger.log_metrics({f"final/{key}": value for key, value in metrics.items() if value is not None})
         if trainer.is_global_zero:
             save_adapter(model, tokenizer, cfg, run_id, run_dir / ADAPTER_DIR)
-            write_json(run_dir / "metrics.json", metrics)
+            write_json(run_dir / METRICS_FILE, metrics)
             mark_done(run_dir, run_id, metrics)
     if not is_rank_zero:
         return val_loss

@@ -1,0 +1,1 @@
+"""One task per entry point: each composes the stages for one job (train.py, infer.py, evaluate.py, ...)."""
