@@ -212,12 +212,13 @@ def main() -> None:
     from hydra.core.config_store import ConfigStore
     from omegaconf import DictConfig, OmegaConf
 
-    from mc16k.config import project_root, register_configs
+    from mc16k.config import register_configs
+    from mc16k.paths import config_dir
 
     register_configs()
     ConfigStore.instance().store(group="humaneval", name="agreement_schema", node=AgreementConfig, package="_global_")
 
-    @hydra.main(version_base="1.3", config_path=str(Path(project_root()) / "conf"), config_name="humaneval/agreement")
+    @hydra.main(version_base="1.3", config_path=config_dir(), config_name="humaneval/agreement")
     def app(cfg: DictConfig) -> None:
         typed: AgreementConfig = OmegaConf.to_object(cfg)
         paths = write_agreement(typed.rankings, typed.out_dir, typed.bootstrap)
