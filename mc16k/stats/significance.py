@@ -99,6 +99,8 @@ def significance(frame: pd.DataFrame, cfg: StatsConfig | None = None) -> pd.Data
                 "test": cfg.test.value, "rounds": f"{len(tuned_rounds)} vs {len(base_rounds)}",
                 "n_pairs": len(paired), "statistic": statistic, "p": p_value, "tested": not math.isnan(p_value),
             })
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
     table = pd.DataFrame(rows, columns=COLUMNS[:12])
     table["correction"] = cfg.correction.value
     table["p_adjusted"] = math.nan
