@@ -103,3 +103,23 @@ def test_table3_marks_significant_and_not_tested_cells_and_the_caption_says_whic
     wide = table3(summarize(data), paper_average(summarize(data)), tests, rubric()).set_index("Model")
     assert wide.loc["tuned", "Metric One"].endswith("*") and "n/t" not in caption(describe(StatsConfig()), tests)
     assert not math.isnan(tests["p_adjusted"].iloc[0])
+
+
+def test_table5_correlates_score_with_minus_rank():
+    from mc16k.stats.human import table5
+
+    data = frame(rounds=2)
+    per_pair = data[data.metric == "m1"].groupby(["question_id", "model_id"])["score"].mean()
+    rankings = []
+    for q, block in per_pair.groupby(level="question_id"):
+        ordered = block.droplevel("question_id").sort_values(ascending=False)
+        for rater in ("a", "b"):
+            rankings += [{"rater": rater, "question_id": str(q), "model_id": m, "rank": i + 1}
+                         for i, m in enumerate(ordered.index)]
+    ranks = pd.DataFrame(rankings)
+    table = table5(data, ranks).set_index("metric")
+    mean_rank = ranks.groupby(["question_id", "model_id"])["rank"].mean()
+    x = per_pair.rename(index=str, level="question_id").reindex(mean_rank.index)
+    assert table.loc["m1", "pearson_r"] == pytest.approx(stats.pearsonr(x, -mean_rank).statistic, rel=1e-12)
+    assert table.loc["m1", "pearson_r"] > 0 and table.loc["m1", "spearman_rho"] > 0  # agreement is positive
+    assert table.loc["m1", "n"] == 30

@@ -31,9 +31,14 @@ def _marks(significance: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     }
 
 
-def table3(summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFrame, rubric: Rubric) -> pd.DataFrame:
+def table3(
+    summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFrame, rubric: Rubric,
+    human_ranks: pd.DataFrame | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Wide table: one row per model, one column per judge x metric (mean ± CI half-width, * = significant
-    vs its base, n/t = not tested), then the paper's average over all judge x metric means."""
+    vs its base, n/t = not tested), the paper's average over all judge x metric means, and with human
+    rankings the mean Human Rank (1 = best) with its bootstrap interval."""
+    ranks = {} if human_ranks is None else {r.model_id: r for r in human_ranks.itertuples()}
     marks = _marks(significance)
     names = {m.key: m.name for m in rubric.metrics}
     judges = sorted(summary["judge"].unique())
@@ -51,6 +56,10 @@ def table3(summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFr
                 row[column] = _cell(r["mean"], r["ci_low"], r["ci_high"], marks.get((judge, model, metric), ""))
         avg = average[average["model_id"] == model]
         row["Average"] = f"{avg['average'].iloc[0]:.2f}" if not avg.empty else "–"
+        if human_ranks is not None:
+            rank = ranks.get(model)
+            row["Human Rank"] = "–" if rank is None else (
+                f"{rank.mean_rank:.2f}" + ("" if math.isnan(rank.ci_low) else f" [{rank.ci_low:.2f}, {rank.ci_high:.2f}]"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -109,11 +118,15 @@ def write_tables(
     failures: pd.DataFrame,
     rubric: Rubric,
     test_description: str,
+    human_ranks: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """results.csv, table3.md, table3.tex, significance.csv, agreement.md/.csv, failures.csv; returns paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    wide = table3(summary, average, significance, rubric)
+    wide = table3(summary, average, significance, rubric, human_ranks)
     text = caption(test_description, significance)
+    if human_ranks is not None:
+        text += (" Human Rank = mean rank over raters and questions (1 = best), 95% bootstrap interval over "
+                 "questions.")
     paths = {
         "results": out_dir / "results.csv",
         "table3_md": out_dir / "table3.md",
@@ -147,4 +160,28 @@ def write_tables(
         + "\n"
     )
     paths["agreement_md"].write_text(agreement_text, encoding="utf-8")
+    return paths
+
+
+TABLE5_CAPTION = (
+    "Table 5: correlation between each judge's score and human preference per metric, over the (question, "
+    "model) pairs both covered (judge score: mean over rounds; human preference: minus the mean rank over "
+    "raters, since rank 1 is best, so that agreement is positive as in the paper); n pairs, two-sided p."
+)
+
+
+def write_table5(out_dir: Path, table: pd.DataFrame, rubric: Rubric) -> dict[str, Path]:
+    """table5.csv (long form) and table5.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"table5_csv": out_dir / "table5.csv", "table5_md": out_dir / "table5.md"}
+    table.to_csv(paths["table5_csv"], index=False)
+    names = {m.key: m.name for m in rubric.metrics}
+    shown = table.assign(metric=table["metric"].map(lambda k: names.get(k, k))).rename(columns={
+        "judge": "Judge", "metric": "Metric", "pearson_r": "Pearson r", "pearson_p": "p (Pearson)",
+        "spearman_rho": "Spearman rho", "spearman_p": "p (Spearman)"})
+    for column in ("Pearson r", "Spearman rho"):
+        shown[column] = shown[column].round(3)
+    for column in ("p (Pearson)", "p (Spearman)"):
+        shown[column] = shown[column].map(lambda p: "–" if math.isnan(p) else f"{p:.3g}")
+    paths["table5_md"].write_text(f"# Table 5\n\n{TABLE5_CAPTION}\n\n{_markdown(shown)}\n", encoding="utf-8")
     return paths
