@@ -148,3 +148,40 @@ def test_two_judge_models_under_one_judge_name_never_share_a_row(tmp_path, keys)
     assert sorted(p.name for p in reports.glob("*.png")) == [
         "scores_gpt-4-turbo_gpt-4-turbo.png", "scores_gpt-4-turbo_gpt-4o.png"
     ]
+
+
+def write_rankings_csv(path: Path, questions: list, raters=("ann", "bob")) -> Path:
+    """Two raters rank the three answer sets on every sample question; ann prefers the fine-tune."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rater", "question_id", "model_id", "rank", "submitted_at"])
+        for rater in raters:
+            for q in questions:
+                order = ["tiny-interview", "samantha", "tiny"] if rater == "ann" or q.question_id % 3 else \
+                    ["samantha", "tiny", "tiny-interview"]
+                for rank, model in enumerate(order, start=1):
+                    writer.writerow([rater, q.question_id, model, rank, "2026-12-03T10:00:00+00:00"])
+    return path
+
+
+def test_human_rankings_add_the_human_rank_column_table5_and_agreement(tmp_path, keys):
+    write_answers(tmp_path / "answers", rounds=2)
+    questions = read_questions(resource_path("benchmark/sample_questions.jsonl"))
+    rankings = write_rankings_csv(tmp_path / "rankings.csv", questions)
+    with LoopbackLLMServer() as server:
+        result = run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo", f"evaluate.human.rankings={rankings}",
+                                                 "evaluate.human.n_resamples=50"))
+    reports = Path(result["report_dir"])
+    table = (reports / "table3.md").read_text()
+    assert "| Human Rank |" in table and "Human Rank = mean rank over raters and questions (1 = best)" in table
+    ranks = {r["model_id"]: r for r in csv.DictReader((reports / "human_ranks.csv").open())}
+    assert float(ranks["tiny-interview"]["mean_rank"]) < float(ranks["tiny"]["mean_rank"])
+    assert f"{float(ranks['tiny']['mean_rank']):.2f} [" in table
+    with (reports / "table5.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 7 and {int(r["n"]) for r in rows} == {len(questions) * 3}
+    assert all(-1 <= float(r["pearson_r"]) <= 1 and 0 <= float(r["spearman_p"]) <= 1 for r in rows)
+    assert "minus the mean rank" in (reports / "table5.md").read_text()
+    agreement = {r["statistic"]: r for r in csv.DictReader((reports / "human_agreement.csv").open())}
+    assert set(agreement) >= {"cohen_kappa_pairwise_mean", "fleiss_kappa", "krippendorff_alpha_ordinal", "kendall_w"}
+    assert (reports / "human_ranks.png").stat().st_size > 0

@@ -45,3 +45,23 @@ def plot_scores(summary: pd.DataFrame, rubric: Rubric, out_dir: Path) -> list[Pa
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def plot_human_ranks(ranks: pd.DataFrame, out_dir: Path) -> Path:
+    """human_ranks.png: mean human rank per model (1 = best) with its 95% bootstrap interval over questions."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ordered = ranks.sort_values("mean_rank", ascending=False)
+    y = np.arange(len(ordered))
+    low = (ordered["mean_rank"] - ordered["ci_low"]).to_numpy(float)
+    high = (ordered["ci_high"] - ordered["mean_rank"]).to_numpy(float)
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(ordered) + 1.5))
+    ax.errorbar(ordered["mean_rank"], y, xerr=np.nan_to_num([low, high]), fmt="o", capsize=3)
+    ax.set_yticks(y, [f"{m} (n={n})" for m, n in zip(ordered["model_id"], ordered["n"], strict=True)], fontsize=8)
+    ax.set_xlim(0.5, max(2, int(np.nanmax(ordered["ci_high"].fillna(ordered["mean_rank"])))) + 0.5)
+    ax.set_xlabel("mean human rank (1 = best), 95% bootstrap CI over questions; n = questions")
+    ax.set_title("Human ranking")
+    fig.tight_layout()
+    path = out_dir / "human_ranks.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

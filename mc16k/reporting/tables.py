@@ -9,23 +9,37 @@ import pandas as pd
 
 from mc16k.judging.rubric import Rubric
 
+NOT_TESTED = "n/t"
 
-def _cell(mean: float, low: float, high: float, marked: bool) -> str:
+
+def _cell(mean: float, low: float, high: float, mark: str) -> str:
     if math.isnan(mean):
         return "–"
     text = f"{mean:.2f}"
     if not math.isnan(low):
         text += f" ± {(high - low) / 2:.2f}"
-    return text + ("*" if marked else "")
+    return text + (f" {mark}" if mark == NOT_TESTED else mark)
 
 
-def table3(summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFrame, rubric: Rubric) -> pd.DataFrame:
-    """Wide table: one row per model, one column per judge x metric (mean ± CI half-width, * = p < 0.05 vs
-    its base), then the paper's average over all judge x metric means."""
-    marked = set()
-    if not significance.empty:
-        hits = significance[significance["significant"]]
-        marked = set(zip(hits["judge"], hits["model_id"], hits["metric"], strict=True))
+def _marks(significance: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """(judge, model, metric) -> "*" (significant after correction), "n/t" (test not defined) or ""."""
+    if significance.empty:
+        return {}
+    return {
+        (row.judge, row.model_id, row.metric): "*" if row.significant else ("" if row.tested else NOT_TESTED)
+        for row in significance.itertuples()
+    }
+
+
+def table3(
+    summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFrame, rubric: Rubric,
+    human_ranks: pd.DataFrame | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Wide table: one row per model, one column per judge x metric (mean ± CI half-width, * = significant
+    vs its base, n/t = not tested), the paper's average over all judge x metric means, and with human
+    rankings the mean Human Rank (1 = best) with its bootstrap interval."""
+    ranks = {} if human_ranks is None else {r.model_id: r for r in human_ranks.itertuples()}
+    marks = _marks(significance)
     names = {m.key: m.name for m in rubric.metrics}
     judges = sorted(summary["judge"].unique())
     rows = []
@@ -39,9 +53,13 @@ def table3(summary: pd.DataFrame, average: pd.DataFrame, significance: pd.DataFr
                     row[column] = "–"
                     continue
                 r = hit.iloc[0]
-                row[column] = _cell(r["mean"], r["ci_low"], r["ci_high"], (judge, model, metric) in marked)
+                row[column] = _cell(r["mean"], r["ci_low"], r["ci_high"], marks.get((judge, model, metric), ""))
         avg = average[average["model_id"] == model]
         row["Average"] = f"{avg['average'].iloc[0]:.2f}" if not avg.empty else "–"
+        if human_ranks is not None:
+            rank = ranks.get(model)
+            row["Human Rank"] = "–" if rank is None else (
+                f"{rank.mean_rank:.2f}" + ("" if math.isnan(rank.ci_low) else f" [{rank.ci_low:.2f}, {rank.ci_high:.2f}]"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -77,11 +95,17 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-CAPTION = (
-    "Judge scores (1-10) per model and metric: mean ± 95% CI half-width over questions and rounds; "
-    "* fine-tuned differs from its base, two-sample t-test over rounds, p < 0.05; "
-    "Average = mean of all judge x metric means (14 with two judges)."
-)
+def caption(test_description: str, significance: pd.DataFrame) -> str:
+    """Table 3's caption: what the cells are, which test and correction made the marks, and what n/t means."""
+    text = (
+        "Judge scores (1-10) per model and metric: mean ± 95% CI half-width over questions and rounds; "
+        f"* fine-tuned differs from its base ({test_description}); "
+    )
+    if not significance.empty and not significance["tested"].all():
+        text += (f"{NOT_TESTED} = not tested: the test is not defined here (fewer than two rounds per model for "
+                 "a test on round means; fewer than two question pairs or no difference at all for a paired "
+                 "test), so no mark does not mean 'not significant'; ")
+    return text + "Average = mean of all judge x metric means (14 with two judges)."
 
 
 def write_tables(
@@ -93,10 +117,16 @@ def write_tables(
     length: pd.DataFrame,
     failures: pd.DataFrame,
     rubric: Rubric,
+    test_description: str,
+    human_ranks: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """results.csv, table3.md, table3.tex, significance.csv, agreement.md/.csv, failures.csv; returns paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    wide = table3(summary, average, significance, rubric)
+    wide = table3(summary, average, significance, rubric, human_ranks)
+    text = caption(test_description, significance)
+    if human_ranks is not None:
+        text += (" Human Rank = mean rank over raters and questions (1 = best), 95% bootstrap interval over "
+                 "questions.")
     paths = {
         "results": out_dir / "results.csv",
         "table3_md": out_dir / "table3.md",
@@ -112,11 +142,11 @@ def write_tables(
     failures.to_csv(paths["failures"], index=False)
     judges = "Judges: " + "; ".join(sorted(summary["judge"].unique())) + "."
     paths["table3_md"].write_text(
-        f"# Table 3\n\n{judges}\n\n{CAPTION}\n\n{_markdown(wide)}\n\n## Failed judgments per judge and model\n\n"
+        f"# Table 3\n\n{judges}\n\n{text}\n\n{_markdown(wide)}\n\n## Failed judgments per judge and model\n\n"
         f"{_markdown(failures)}\n",
         encoding="utf-8",
     )
-    paths["table3_tex"].write_text(_latex(wide, f"{judges} {CAPTION}"), encoding="utf-8")
+    paths["table3_tex"].write_text(_latex(wide, f"{judges} {text}"), encoding="utf-8")
     agreement_text = f"# Judge agreement\n\n{judges}\n\n"
     agreement_text += (
         "Per metric, correlation between judges over answers both scored.\n\n" + _markdown(agreement.round(3))
@@ -130,4 +160,28 @@ def write_tables(
         + "\n"
     )
     paths["agreement_md"].write_text(agreement_text, encoding="utf-8")
+    return paths
+
+
+TABLE5_CAPTION = (
+    "Table 5: correlation between each judge's score and human preference per metric, over the (question, "
+    "model) pairs both covered (judge score: mean over rounds; human preference: minus the mean rank over "
+    "raters, since rank 1 is best, so that agreement is positive as in the paper); n pairs, two-sided p."
+)
+
+
+def write_table5(out_dir: Path, table: pd.DataFrame, rubric: Rubric) -> dict[str, Path]:
+    """table5.csv (long form) and table5.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"table5_csv": out_dir / "table5.csv", "table5_md": out_dir / "table5.md"}
+    table.to_csv(paths["table5_csv"], index=False)
+    names = {m.key: m.name for m in rubric.metrics}
+    shown = table.assign(metric=table["metric"].map(lambda k: names.get(k, k))).rename(columns={
+        "judge": "Judge", "metric": "Metric", "pearson_r": "Pearson r", "pearson_p": "p (Pearson)",
+        "spearman_rho": "Spearman rho", "spearman_p": "p (Spearman)"})
+    for column in ("Pearson r", "Spearman rho"):
+        shown[column] = shown[column].round(3)
+    for column in ("p (Pearson)", "p (Spearman)"):
+        shown[column] = shown[column].map(lambda p: "–" if math.isnan(p) else f"{p:.3g}")
+    paths["table5_md"].write_text(f"# Table 5\n\n{TABLE5_CAPTION}\n\n{_markdown(shown)}\n", encoding="utf-8")
     return paths

@@ -12,9 +12,10 @@ from mc16k.runs.tracking import LoggerKind, logger_config, stage_run
 
 def log_to_wandb(
     cfg: DictConfig, save_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, average: pd.DataFrame,
-    plots: list[Path],
+    plots: list[Path], extra_tables: dict[str, pd.DataFrame] | None = None,
 ) -> None:  # fmt: skip
-    """A W&B run holding the judgment table, the summary table, the averages and the plots (if logger=wandb)."""
+    """A W&B run holding the judgment table, the summary table, the averages, the plots and any extra tables
+    (human ranks, rater agreement, Table 5) (if logger=wandb)."""
     if logger_config(cfg.logger).kind is not LoggerKind.wandb:
         return
     import wandb
@@ -27,6 +28,7 @@ def log_to_wandb(
                 "summary": wandb.Table(dataframe=summary),
                 "paper_average": wandb.Table(dataframe=average),
                 **{f"plot/{p.stem}": wandb.Image(str(p)) for p in plots},
+                **{name: wandb.Table(dataframe=table) for name, table in (extra_tables or {}).items()},
             }
         )
         for row in average.itertuples():

@@ -14,8 +14,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-SIGNIFICANCE_LEVEL = 0.05
-
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and the two-sided t confidence interval; the interval is NaN for fewer than two values."""
@@ -56,53 +54,6 @@ def paper_average(summary: pd.DataFrame) -> pd.DataFrame:
     """The paper's headline number: per model, the mean of its judge x metric means (14 with two judges)."""
     grouped = summary.dropna(subset=["mean"]).groupby("model_id")["mean"]
     return pd.DataFrame({"average": grouped.mean(), "n_scores": grouped.size()}).reset_index()
-
-
-def base_model_of(frame: pd.DataFrame) -> dict[str, str]:
-    """Fine-tuned model id -> the model id answering as its base (kind == base, same base_model)."""
-    models = frame.drop_duplicates("model_id")[["model_id", "kind", "base_model"]]
-    bases = {row.base_model: row.model_id for row in models.itertuples() if row.kind == "base"}
-    return {
-        row.model_id: bases[row.base_model]
-        for row in models.itertuples()
-        if row.kind == "finetuned" and row.base_model in bases
-    }
-
-
-def significance(frame: pd.DataFrame) -> pd.DataFrame:
-    """Two-sample t-test per judge x metric: a fine-tuned model's per-round means vs its base model's.
-
-    As in the paper, each round's mean over the questions is one observation (5 rounds -> 5 vs 5); with
-    fewer than two rounds on either side the test is not defined and ``p`` is NaN.
-    """
-    pairs = base_model_of(frame)
-    round_means = frame.groupby(["judge", "model_id", "metric", "round"])["score"].mean().dropna()
-    rows = []
-    for judge, metric in itertools.product(sorted(frame["judge"].unique()), sorted(frame["metric"].unique())):
-        for tuned, base in sorted(pairs.items()):
-            try:
-                a = round_means.loc[(judge, tuned, metric)].to_numpy()
-                b = round_means.loc[(judge, base, metric)].to_numpy()
-            except KeyError:
-                continue
-            t_stat, p_value = (math.nan, math.nan)
-            if len(a) >= 2 and len(b) >= 2:
-                t_stat, p_value = (float(x) for x in stats.ttest_ind(a, b))
-            rows.append(
-                {
-                    "judge": judge,
-                    "model_id": tuned,
-                    "base_model_id": base,
-                    "metric": metric,
-                    "mean_finetuned": float(a.mean()),
-                    "mean_base": float(b.mean()),
-                    "rounds": f"{len(a)} vs {len(b)}",
-                    "t": t_stat,
-                    "p": p_value,
-                    "significant": bool(p_value < SIGNIFICANCE_LEVEL) if not math.isnan(p_value) else False,
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 def _correlations(x: np.ndarray, y: np.ndarray) -> dict[str, float]:

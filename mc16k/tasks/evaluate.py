@@ -7,10 +7,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from mc16k.config import register_configs
 from mc16k.errors import BadInputError
+from mc16k.humaneval.agreement import BootstrapConfig, write_agreement
+from mc16k.humaneval.rankings import rankings_frame, read_rankings
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.judging.answers import load_answer_items
 from mc16k.judging.config import EvaluateConfig
@@ -27,15 +30,16 @@ from mc16k.judging.rubric import load_rubric
 from mc16k.judging.store import stored_units
 from mc16k.llm.clients import read_api_key
 from mc16k.reporting.collect import judgments_frame
-from mc16k.reporting.plots import plot_scores
-from mc16k.reporting.tables import write_tables
+from mc16k.reporting.plots import plot_human_ranks, plot_scores
+from mc16k.reporting.tables import write_table5, write_tables
 from mc16k.reporting.tracking import log_to_wandb
+from mc16k.stats.human import table5
+from mc16k.stats.significance import describe, significance
 from mc16k.stats.summary import (
     failure_counts,
     judge_agreement,
     length_bias,
     paper_average,
-    significance,
     summarize,
 )
 from mc16k.tasks.cli import run_task
@@ -87,14 +91,27 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         raise BadInputError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")
     summary = summarize(frame)
     average = paper_average(summary)
-    tests = significance(frame)
+    tests = significance(frame, ev.stats)
     out_dir = Path(ev.report_dir)
+    human_ranks, extra_tables, human_paths, human_plots = None, {}, {}, []
+    if ev.human.rankings is not None:
+        rows = read_rankings(ev.human.rankings)
+        human_paths = write_agreement(ev.human.rankings, out_dir,
+                                      BootstrapConfig(n_resamples=ev.human.n_resamples, seed=ev.human.seed))
+        human_ranks = pd.read_csv(human_paths["ranks"])
+        correlations = table5(frame, rankings_frame(rows))
+        human_paths.update(write_table5(out_dir, correlations, rubric))
+        human_plots = [plot_human_ranks(human_ranks, out_dir)]
+        extra_tables = {"human_ranks": human_ranks, "human_agreement": pd.read_csv(human_paths["agreement"]),
+                        "table5": correlations}
     paths = write_tables(
-        out_dir, summary, average, tests, judge_agreement(frame), length_bias(frame), failure_counts(frame), rubric
+        out_dir, summary, average, tests, judge_agreement(frame), length_bias(frame), failure_counts(frame), rubric,
+        describe(ev.stats), human_ranks,
     )
-    plots = plot_scores(summary, rubric, out_dir)
+    paths.update(human_paths)
+    plots = plot_scores(summary, rubric, out_dir) + human_plots
     frame.to_csv(out_dir / "judgments.csv", index=False)
-    log_to_wandb(cfg, out_dir, frame, summary, average, plots)
+    log_to_wandb(cfg, out_dir, frame, summary, average, plots, extra_tables)
     print((out_dir / "table3.md").read_text(encoding="utf-8"))
     print(f"reports in {out_dir}: " + ", ".join(sorted(p.name for p in [*paths.values(), *plots])))
     result.update({"report_dir": str(out_dir), "plots": [str(p) for p in plots], "average": average})
