@@ -182,7 +182,10 @@ def train(cfg: DictConfig) -> float | None:
             model, instantiate(cfg.train.optimizer), instantiate(cfg.train.scheduler), tokenizer.pad_token_id
         )
         if logger is not None:
-            trainable = {"model/trainable_params": share.trainable, "model/trainable_percent": share.percent}
+            trainable = {
+                "model/trainable_params": share.trainable, "model/trainable_percent": share.percent,
+                "model/trainable_percent_paper_script": share.paper_script_percent,
+            }  # fmt: skip
             logger.log_metrics({**trainable, **data_summary}, step=0)
         base_loss = validation_loss(trainer, module, datamodule) if cfg.train.validate_base else None
         last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
@@ -198,6 +201,7 @@ def train(cfg: DictConfig) -> float | None:
             "epochs": trainer.current_epoch,
             "trainable_params": share.trainable,
             "trainable_percent": share.percent,
+            "trainable_percent_paper_script": share.paper_script_percent,
         }
         if logger is not None:
             logger.log_metrics({f"final/{key}": value for key, value in metrics.items() if value is not None})
