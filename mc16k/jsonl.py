@@ -59,7 +59,7 @@ def read_jsonl(path: str | Path) -> JsonlContents:
             value = json.loads(text)
         except json.JSONDecodeError as err:
             if index == len(lines) - 1:  # no newline after it: a torn write
-                log.warning("%s:%d: dropping a torn last line (%s)", path, line_no, err.msg)
+                log.warning("%s:%d: dropping a torn last line (%d bytes; %s)", path, line_no, len(raw), err.msg)
                 contents.torn_at = start
                 break
             raise JsonlLineError(path, line_no, f"not valid JSON ({err.msg})") from err

@@ -102,6 +102,7 @@ class LoopbackLLMServer:
         port: int = 0,
         reject_json_schema: bool = False,
         scores_by_model: bool = False,
+        billed_log: str | None = None,
     ):
         self.latency_s = latency_s
         self.slow_s = slow_s
@@ -112,6 +113,8 @@ class LoopbackLLMServer:
         self.tokens: collections.Counter[str] = collections.Counter()  # input / output tokens billed in replies
         self.requests_by_answer: collections.Counter[str] = collections.Counter()
         self.response_formats: collections.Counter[str] = collections.Counter()  # what requests asked for
+        self.billed: list[tuple[float, int]] = []  # (unix arrival time, input + output tokens) per reply
+        self._billed_log = open(billed_log, "a", buffering=1) if billed_log else None  # noqa: SIM115
         self.requested_metrics: list[list[str]] = []  # metrics asked for, per request (re-asks ask fewer)
         self._seen: collections.Counter[str] = collections.Counter()
         self._hold_after: int | None = None
@@ -276,6 +279,7 @@ class LoopbackLLMServer:
             await self._send(writer, 404, b'{"error": "unknown path"}')
             return True
         first_user, last_user = (user_turns[0], user_turns[-1]) if user_turns else ("", "")
+        arrived_at = time.time()
         self.counts["requests"] += 1
         answer_match = ANSWER_SECTION.search(first_user)
         self.requests_by_answer[answer_match.group(1) if answer_match else ""] += 1
@@ -317,6 +321,9 @@ class LoopbackLLMServer:
         usage = reply.get("usage") or reply["usageMetadata"]
         self.tokens["input"] += usage.get("prompt_tokens", usage.get("promptTokenCount", 0))
         self.tokens["output"] += usage.get("completion_tokens", usage.get("candidatesTokenCount", 0))
+        self.billed.append((arrived_at, usage.get("total_tokens", usage.get("totalTokenCount", 0))))
+        if self._billed_log is not None:
+            self._billed_log.write(f"{arrived_at:.6f} {self.billed[-1][1]}\n")
         await self._send(writer, 200, json.dumps(reply).encode())
         outcome = "late_reply" if fault == "slow" else ("ok" if valid else "bad_reply")
         self.counts[outcome] += 1
@@ -356,8 +363,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument("--billed-log", help="append '<arrival unix time> <tokens>' per reply to this file")
     args = parser.parse_args()
-    with LoopbackLLMServer(latency_s=args.latency_s) as server:
+    with LoopbackLLMServer(latency_s=args.latency_s, billed_log=args.billed_log) as server:
         print(server.port, flush=True)
         threading.Event().wait()
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mc16k.data.config import DataConfig, OnBadRow
+from mc16k.data.config import DataConfig, OnBadRow, OnMissingMarker
 from mc16k.data.loading import DataValidationError, Row, load_source, resolve_files
 from mc16k.data.prepare import content_hash, prepare_rows
 from mc16k.paths import resource_path
@@ -206,6 +206,23 @@ def test_undecodable_bytes(tmp_path):
         load_source(path, "interview")
     assert_names(err, path, 2, "output")
     assert r"\xe9" in str(err.value)
+
+
+def test_a_nan_cell_is_warned_about_naming_file_row_and_column(tmp_path, caplog):
+    # before: a literal "nan" (a pandas export of an empty cell) became training text without a word
+    path = write_csv(tmp_path / "data.csv", [GOOD, {**GOOD, "output": "nan"}, {**GOOD, "input": "NULL"}])
+    loaded = load_source(path, "interview")
+    assert [r.output for r in loaded.rows] == ["That sounds hard.", "nan", "That sounds hard."]
+    assert f"{path}: 2 cells read like a missing-value marker" in caplog.text
+    assert "row 2, column 'output': the cell reads 'nan'" in caplog.text
+    caplog.clear()
+    assert len(load_source(path, "interview", on_missing_marker=OnMissingMarker.keep).rows) == 3
+    assert "missing-value marker" not in caplog.text
+    with pytest.raises(DataValidationError, match="the cell reads 'nan'") as err:
+        load_source(path, "interview", on_missing_marker=OnMissingMarker.bad_row)
+    assert_names(err, path, 2, "output")
+    skipped = load_source(path, "interview", OnBadRow.skip, OnMissingMarker.bad_row)
+    assert [r.row for r in skipped.rows] == [1] and [b.row for b in skipped.skipped] == [2, 3]
 
 
 def test_invalid_json_line(tmp_path):

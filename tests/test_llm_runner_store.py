@@ -79,7 +79,7 @@ def test_backoff_grows_with_jitter_and_caps_retry_after():
     assert runner.backoff_s(0, 12.0) == 12.0 and runner.backoff_s(0, 999.0) == 30.0
 
 
-def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path):
+def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path, caplog):
     path = tmp_path / "judge" / "judgments.jsonl"
     with JsonlStore(path) as store:
         store.append({"key": "a", "v": 1})
@@ -90,6 +90,7 @@ def test_store_keeps_last_record_per_key_and_drops_a_torn_last_line(tmp_path):
     with JsonlStore(path) as store:
         assert {k: r["v"] for k, r in store.records.items()} == {"a": 3, "b": 2}
         store.append({"key": "c", "v": 4})
+    assert "judgments.jsonl:4: dropping a torn last line (16 bytes" in caplog.text  # before: dropped silently
     lines = path.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1]) == {"key": "c", "v": 4}
 
@@ -99,3 +100,37 @@ def test_store_refuses_a_corrupt_middle_line_naming_file_and_line(tmp_path):
     path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
     with pytest.raises(StoreCorruptError, match=r"judgments.jsonl:2: unreadable record"):
         JsonlStore(path)
+
+
+def test_a_correction_wakes_a_waiting_call_at_once():
+    # before: a waiting call slept out the wait computed from the booked estimate, whatever usage came back
+    async def scenario() -> float:
+        limiter = RateLimiter(None, 1000, window_s=30.0)
+        booked = await limiter.acquire(900)  # e.g. a prompt plus max_output_tokens
+        started = time.monotonic()
+        waiting = asyncio.create_task(limiter.acquire(500))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # 900 + 500 > 1000: it must wait
+        await limiter.correct(booked, 120)  # the reply used 120 tokens
+        await asyncio.wait_for(waiting, 5.0)  # not the 30 s window
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 5.0
+
+
+def test_the_limiter_books_observed_output_tokens_once_replies_arrive():
+    class Replies(ScriptedClient):
+        async def complete(self, request: ChatRequest) -> ChatResponse:
+            self.calls += 1
+            return ChatResponse("{}", Usage(input_tokens=50, output_tokens=10 * self.calls, calls=1))
+
+    runner = AsyncRunner(Replies([]), RunnerConfig(tokens_per_minute=10**6), max_output_tokens=4096)
+    assert runner.expected_output_tokens() == 4096  # nothing observed yet: the configured maximum
+
+    async def many() -> None:
+        for _ in range(10):
+            await runner.complete(ChatRequest("s", "u"))
+
+    asyncio.run(many())
+    assert runner.expected_output_tokens() == 90  # the 90th percentile of 10, 20, ..., 100
+    assert runner.usage.as_dict() == {"input_tokens": 500, "output_tokens": 550, "calls": 10}

@@ -64,4 +64,4 @@ def test_demo_trains_answers_and_judges(tmp_path):
     table = (reports / "table3.md").read_text()
     assert all(model_id in table for model_id in answer_sets)
     assert (reports / "results.csv").is_file()
-    assert (reports / "scores_local-hf.png").stat().st_size > 10_000
+    assert (reports / "scores_local-hf_SmolLM2-135M-Instruct.Q4_1.gguf.png").stat().st_size > 10_000

@@ -4,6 +4,7 @@ inference layout -> two judges -> results.csv, table3.md/.tex, agreement, signif
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -86,14 +87,18 @@ def test_two_judges_then_table3_agreement_significance_and_plots(tmp_path, keys,
     reports = tmp_path / "reports" / "sample"
     for name in ("results.csv", "table3.md", "table3.tex", "agreement.md", "significance.csv", "failures.csv"):
         assert (reports / name).stat().st_size > 0, name
-    assert sorted(p.name for p in reports.glob("*.png")) == ["scores_gemini-pro.png", "scores_gpt-4-turbo.png"]
+    assert sorted(p.name for p in reports.glob("*.png")) == [
+        "scores_gemini-pro_gemini-2.5-pro.png", "scores_gpt-4-turbo_gpt-4-turbo.png"
+    ]
     with (reports / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * len(MODELS) * 7  # judge x model x metric
     assert all(1 <= float(r["mean"]) <= 10 and float(r["ci_low"]) <= float(r["mean"]) <= float(r["ci_high"]) for r in rows)
     assert {int(r["n"]) for r in rows} == {12 * 3} and {r["n_scores"] for r in rows} == {"14"}
     table = (reports / "table3.md").read_text()
-    assert "gpt-4-turbo: Empathy & Validation" in table and "gemini-pro: Holistic Approach" in table
+    assert "gpt-4-turbo (gpt-4-turbo): Empathy & Validation" in table
+    assert "gemini-pro (gemini-2.5-pro): Holistic Approach" in table
+    assert "Judges: gemini-pro (gemini-2.5-pro); gpt-4-turbo (gpt-4-turbo)." in table
     with (reports / "significance.csv").open() as handle:
         tests = list(csv.DictReader(handle))
     assert {(t["model_id"], t["base_model_id"], t["rounds"]) for t in tests} == {("tiny-interview", "tiny", "3 vs 3")}
@@ -115,3 +120,31 @@ def test_report_only_needs_no_judge_and_bad_answer_rows_name_file_and_field(tmp_
         with pytest.raises(ValueError, match="no judgments"):
             run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo", "evaluate.judge_answers=false"))
         assert sum(server.counts.values()) == 0
+
+
+def test_two_judge_models_under_one_judge_name_never_share_a_row(tmp_path, keys):
+    # before: re-judging some answers with another llm.model under the same judge name silently replaced
+    # those answers' scores in the report (a mean moved, n stayed the same)
+    write_answers(tmp_path / "answers")
+    with LoopbackLLMServer(scores_by_model=True) as server:
+        run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo"))
+        first = (tmp_path / "reports" / "sample" / "results.csv").read_text()
+        run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo", "evaluate.models=[tiny]",
+                                        "evaluate.judge.llm.model=gpt-4o"))
+        calls = server.counts["requests"]
+        run_evaluation(compose_evaluate(tmp_path, server, "gpt-4-turbo", "evaluate.judge_answers=false"))  # rebuild
+        assert server.counts["requests"] == calls
+    reports = tmp_path / "reports" / "sample"
+    with (reports / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    turbo = [r for r in rows if r["judge"] == "gpt-4-turbo (gpt-4-turbo)"]
+    other = [r for r in rows if r["judge"] == "gpt-4-turbo (gpt-4o)"]
+    assert len(turbo) == len(MODELS) * 7 and len(other) == 7 and len(rows) == len(turbo) + len(other)
+    assert {r["model_id"] for r in other} == {"tiny"}
+    with io.StringIO(first) as handle:
+        before = {(r["model_id"], r["metric"]): (r["mean"], r["n"]) for r in csv.DictReader(handle)}
+    assert {(r["model_id"], r["metric"]): (r["mean"], r["n"]) for r in turbo} == before  # untouched
+    assert "gpt-4-turbo (gpt-4o): Active Listening" in (reports / "table3.md").read_text()
+    assert sorted(p.name for p in reports.glob("*.png")) == [
+        "scores_gpt-4-turbo_gpt-4-turbo.png", "scores_gpt-4-turbo_gpt-4o.png"
+    ]

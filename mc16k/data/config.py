@@ -12,6 +12,15 @@ class OnBadRow(str, Enum):
     skip = "skip"
 
 
+class OnMissingMarker(str, Enum):
+    """What to do with a cell whose whole text is a missing-value marker (``nan``, ``null``, ``None``) that a
+    spreadsheet or pandas export wrote in place of an empty cell."""
+
+    warn = "warn"  # keep the text, warn naming file, row and column
+    keep = "keep"  # keep it silently (the text is really meant)
+    bad_row = "bad_row"  # a bad row: data.on_bad_row decides (error or skip)
+
+
 class Batching(str, Enum):
     packing = "packing"  # several examples per row, per-example position ids (no cross-attention)
     length_grouped = "length_grouped"  # padded batches of similar length
@@ -34,6 +43,7 @@ class DataConfig:
     min_words: Dict[str, int] = field(default_factory=lambda: {"interview": 40})
     dedupe: bool = True
     on_bad_row: OnBadRow = OnBadRow.error
+    on_missing_marker: OnMissingMarker = OnMissingMarker.warn
     val_fraction: float = 0.05
     seed: int = 42
     max_seq_len: int = 1024

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mc16k.data.config import DataConfig, OnBadRow
+from mc16k.data.config import DataConfig, OnBadRow, OnMissingMarker
 from mc16k.jsonl import JsonlLineError, read_jsonl
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("instruction", "input", "output")
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+MISSING_MARKERS = {"nan", "null", "none"}  # compared lower-cased, as the whole cell's text
 _CSV_FIELD_LIMIT = 1 << 30  # the csv module's default (128 KiB) is too small for long transcripts
 
 
@@ -99,13 +100,27 @@ def _hub_file(cfg: DataConfig, filename: str) -> Path:
         ) from err
 
 
-def load_source(path: Path, source: str, on_bad_row: OnBadRow | str = OnBadRow.error) -> SourceRows:
-    """Validated rows of one file. A bad row raises, or with ``on_bad_row=skip`` is counted and skipped."""
+def load_source(
+    path: Path,
+    source: str,
+    on_bad_row: OnBadRow | str = OnBadRow.error,
+    on_missing_marker: OnMissingMarker | str = OnMissingMarker.warn,
+) -> SourceRows:
+    """Validated rows of one file. A bad row raises, or with ``on_bad_row=skip`` is counted and skipped. A cell
+    reading ``nan`` / ``null`` / ``None`` is warned about, kept, or made a bad row (``on_missing_marker``)."""
     result = SourceRows(source=source, file=str(path))
+    marker_policy = OnMissingMarker(on_missing_marker)
+    markers: list[BadRow] = []
     for row_number, record in _read_records(path):
         cells, problems = {}, []
         for column in REQUIRED_COLUMNS:
             value, problem = _check_cell(record, column)
+            if problem is None and value.lower() in MISSING_MARKERS and marker_policy is not OnMissingMarker.keep:
+                marker = BadRow(str(path), row_number, column, f"the cell reads {value!r}, a missing-value marker")
+                if marker_policy is OnMissingMarker.bad_row:
+                    problem = marker.problem
+                else:
+                    markers.append(marker)
             if problem is None:
                 cells[column] = value
             else:
@@ -118,6 +133,12 @@ def load_source(path: Path, source: str, on_bad_row: OnBadRow | str = OnBadRow.e
             raise DataValidationError(
                 problems[0].describe() + " (set data.on_bad_row=skip to drop such rows and count them)"
             )
+    if markers:
+        log.warning(
+            "%s: %d cells read like a missing-value marker and were kept as text, first: %s "
+            "(data.on_missing_marker=bad_row treats them as bad rows, =keep keeps them silently)",
+            path, len(markers), markers[0].describe(),
+        )
     if result.skipped:
         log.warning(
             "%s: skipped %d bad rows, first: %s", path, len(result.skipped), result.skipped[0].describe()

@@ -74,7 +74,7 @@ def prepare_rows(cfg: DataConfig, system: str, files: dict[str, Path] | None = N
     seen: set[tuple[str, str]] = set()
     prepared = PreparedData(train=[], val=[])
     for source in cfg.sources:
-        loaded = load_source(files[source], source, cfg.on_bad_row)
+        loaded = load_source(files[source], source, cfg.on_bad_row, cfg.on_missing_marker)
         report = SourceReport(source=source, file=str(files[source]))
         report.read = len(loaded.rows) + len(loaded.skipped)
         report.skipped = len(loaded.skipped)

@@ -41,8 +41,12 @@ def stored_units(judgments_dir: str | Path, judge_name: str) -> dict[str, dict[s
 
 
 def judge_label(record: dict[str, Any]) -> str:
-    """A judge's name in tables; the per-metric mode of the same judge is reported as a judge of its own."""
-    return record["judge"] if record["mode"] == "all" else f"{record['judge']} (per-metric)"
+    """A judge configuration's label in tables and plots: its name, its model and (if not ``all``) its metric
+    mode. Judgments of two models (or modes) stored under one judge name are two judges in every report,
+    never one mean over both. (Only one prompt version is read at a time, so the version needs no label.)"""
+    model = record["judge_model"].split(":", 1)[-1]
+    mode = "" if record["mode"] == "all" else ", per-metric"
+    return f"{record['judge']} ({model}{mode})"
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,6 @@ class RunnerConfig:
     max_retry_after_s: float = 300.0  # a server's Retry-After longer than this is capped
     max_transport_failures_in_a_row: int = 5  # calls without any HTTP answer before the run stops (server down)
     rate_window_s: float = 60.0  # the sliding window of requests_per_minute / tokens_per_minute
+    # each booking is held this fraction of the window longer, so that requests a busy event loop sends a little
+    # after their booking never land above the limit in the server's own window
+    rate_margin: float = 0.02

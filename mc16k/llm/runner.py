@@ -158,7 +158,9 @@ class AsyncRunner:
         self.cfg = cfg
         self._max_output_tokens = max_output_tokens
         self._slots = PrioritySlots(cfg.concurrency)
-        self._limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute, cfg.rate_window_s)
+        self._limiter = RateLimiter(
+            cfg.requests_per_minute, cfg.tokens_per_minute, cfg.rate_window_s * (1 + cfg.rate_margin)
+        )
         self.usage = Usage()
         self.retries: collections.Counter[str] = collections.Counter()
         self._recent_output_tokens: collections.deque[int] = collections.deque(maxlen=200)

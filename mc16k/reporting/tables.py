@@ -110,13 +110,14 @@ def write_tables(
     significance.to_csv(paths["significance"], index=False)
     agreement.to_csv(paths["agreement_csv"], index=False)
     failures.to_csv(paths["failures"], index=False)
+    judges = "Judges: " + "; ".join(sorted(summary["judge"].unique())) + "."
     paths["table3_md"].write_text(
-        f"# Table 3\n\n{CAPTION}\n\n{_markdown(wide)}\n\n## Failed judgments per judge and model\n\n"
+        f"# Table 3\n\n{judges}\n\n{CAPTION}\n\n{_markdown(wide)}\n\n## Failed judgments per judge and model\n\n"
         f"{_markdown(failures)}\n",
         encoding="utf-8",
     )
-    paths["table3_tex"].write_text(_latex(wide, CAPTION), encoding="utf-8")
-    agreement_text = "# Judge agreement\n\n"
+    paths["table3_tex"].write_text(_latex(wide, f"{judges} {CAPTION}"), encoding="utf-8")
+    agreement_text = f"# Judge agreement\n\n{judges}\n\n"
     agreement_text += (
         "Per metric, correlation between judges over answers both scored.\n\n" + _markdown(agreement.round(3))
         if not agreement.empty
