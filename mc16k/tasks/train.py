@@ -128,6 +128,7 @@ def save_adapter(model: Any, tokenizer: Any, cfg: DictConfig, run_id: str, adapt
         {
             "run_id": run_id,
             "name": run_name(cfg),
+            "architecture": model.get_base_model().config.model_type,  # llama, mistral, mixtral
             "model": resolved["model"],
             "quant": resolved["quant"],
             "lora": resolved["lora"],
@@ -202,6 +203,7 @@ def train(cfg: DictConfig) -> float | None:
             "trainable_params": share.trainable,
             "trainable_percent": share.percent,
             "trainable_percent_paper_script": share.paper_script_percent,
+            "optimizer": f"{type(trainer.optimizers[0]).__module__}.{type(trainer.optimizers[0]).__qualname__}",
         }
         if logger is not None:
             logger.log_metrics({f"final/{key}": value for key, value in metrics.items() if value is not None})
