@@ -10,17 +10,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.tasks.evaluate import JudgingStopped, register_configs, run_evaluation
+from mc16k.tasks.evaluate import register_configs, run_evaluation, run_task
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        run_evaluation(cfg)
-    except JudgingStopped as stopped:  # endpoint down, refused request, bad key: one line, exit status 1
-        raise SystemExit(f"evaluate.py: {stopped}") from None
+    run_task(run_evaluation, cfg)  # a stopped judging run (endpoint down, bad key) is a user error: exit 2
 
 
 if __name__ == "__main__":

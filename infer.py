@@ -10,14 +10,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.tasks.infer import infer, register_configs
+from mc16k.tasks.infer import infer, register_configs, run_task
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
 def main(cfg: DictConfig) -> None:
-    infer(cfg)
+    run_task(infer, cfg)
 
 
 if __name__ == "__main__":

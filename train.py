@@ -9,7 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mc16k.tasks.train import register_configs, train
+from mc16k.tasks.train import register_configs, run_task, train
 
 register_configs()
 
@@ -17,7 +17,7 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Run one job; the returned validation loss lets sweepers (Optuna, Nevergrad) compare jobs."""
-    return train(cfg)
+    return run_task(train, cfg)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ misspelled key or a wrong type fails at compose time with the key's full name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mc16k.data.config import DataConfig, PromptConfig
+from mc16k.errors import BadInputError
 from mc16k.inference.config import BenchmarkConfig, InferConfig
 from mc16k.judging.config import EvaluateConfig
 from mc16k.models.config import BaselineConfig, LoraConfig, QuantConfig, TrainConfig
@@ -63,3 +65,44 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("mc16k_resource", resource_path, replace=True)
     OmegaConf.register_new_resolver("smollm2_dir", smollm2_dir, replace=True)
     OmegaConf.register_new_resolver("tiny_model", tiny_model_dir, replace=True)
+
+
+# Keys that take any sub-key: Lightning Trainer arguments, the logger block (validated by its own schema),
+# instantiated optimizer/scheduler arguments, per-source maps and free extras. Everywhere else a key that is
+# not in the schema is refused, also when it was added with ``+``.
+OPEN_KEYS = (
+    "trainer", "logger", "extras", "train.optimizer", "train.scheduler", "data.files", "data.min_words",
+    "lora.target_modules",
+)  # fmt: skip
+
+
+def unknown_keys(cfg: DictConfig) -> list[str]:
+    """Full names of keys in ``cfg`` that its typed schema does not declare (Hydra's ``+key=value`` adds
+    them silently), outside :data:`OPEN_KEYS`."""
+    found: list[str] = []
+
+    def walk(node: DictConfig, prefix: str) -> None:
+        schema = OmegaConf.get_type(node)
+        if not dataclasses.is_dataclass(schema):
+            return
+        declared = {f.name for f in dataclasses.fields(schema)}
+        for key, value in node.items_ex(resolve=False):
+            name = f"{prefix}{key}"
+            if key not in declared:
+                found.append(name)
+            elif name not in OPEN_KEYS and OmegaConf.is_dict(value):
+                walk(value, name + ".")
+
+    walk(cfg, "")
+    return found
+
+
+def refuse_unknown_keys(cfg: DictConfig) -> None:
+    """Stop a job whose config holds a key the code would silently ignore (e.g. ``+lora.rnk=8``)."""
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise BadInputError(
+            f"unknown config key(s) {', '.join(unknown)}: not in the schema, so nothing would read them\n"
+            f"Check the spelling (`--cfg job` prints every key); only these groups take new keys: "
+            f"{', '.join(OPEN_KEYS)}"
+        )

@@ -6,6 +6,8 @@ from enum import Enum
 
 import torch
 
+from mc16k.errors import BadInputError
+
 
 class DType(str, Enum):
     """Dtype names accepted in configs; OmegaConf rejects any other string at compose time."""
@@ -29,4 +31,4 @@ def to_torch_dtype(name: DType | str) -> torch.dtype:
     try:
         return _TORCH_DTYPES[DType(name if not isinstance(name, DType) else name.value)]
     except ValueError as err:
-        raise ValueError(f"unknown dtype {name!r}; expected one of {[d.value for d in DType]}") from err
+        raise BadInputError(f"unknown dtype {name!r}; expected one of {[d.value for d in DType]}") from err

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mc16k.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 
-class JsonlLineError(ValueError):
+class JsonlLineError(BadInputError):
     """A line that is not valid JSON (or, raised by a caller, not the record it should be)."""
 
     def __init__(self, path: str | Path, line: int, problem: str):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mc16k.errors import MissingInputError
+
 ROOT_ENV_VAR = "MC16K_ROOT"
 ROOT_MARKER = ".project-root"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -34,7 +36,7 @@ def resource_path(relative: str) -> str:
     """Absolute path of a file or dir shipped inside the package (sample data, prompt templates)."""
     path = RESOURCES_DIR / relative
     if not path.exists():
-        raise FileNotFoundError(f"mc16k resource {relative!r} not found at {path}")
+        raise MissingInputError(f"mc16k resource {relative!r} not found at {path}")
     return str(path)
 
 
@@ -49,7 +51,7 @@ def config_dir() -> str:
     for candidate in (Path(project_root()) / CONFIG_DIR_NAME, PACKAGE_DIR.parent / CONFIG_DIR_NAME):
         if (candidate / "train.yaml").is_file():
             return str(candidate)
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"no Hydra config dir: neither {Path(project_root()) / CONFIG_DIR_NAME} nor "
         f"{PACKAGE_DIR.parent / CONFIG_DIR_NAME} holds train.yaml; set {ROOT_ENV_VAR} to a checkout"
     )

@@ -1,5 +1,5 @@
 """The acceptance path itself: `python evaluate.py` against the loopback server. A down server ends the run
-non-zero with one line naming the URL and stores nothing; after recovery the same command judges every item,
+with exit status 2 and one line naming the URL and stores nothing; after recovery the same command judges every item,
 and the call count it prints is the server's count of calls received."""
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def test_down_then_up_on_the_command_line(tmp_path):
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
     down = evaluate(tmp_path, url, "evaluate.judge.mode=per_metric")
-    assert down.returncode == 1
-    error_lines = [line for line in down.stderr.splitlines() if line.startswith("evaluate.py:")]
+    assert down.returncode == 2  # a user error (mc16k.tasks.cli): at most three lines, no traceback
+    error_lines = [line for line in down.stderr.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1 and f"{url} is unreachable" in error_lines[0], down.stderr[-2000:]
     assert "Traceback" not in down.stderr
     store_file = tmp_path / "judgments" / "gpt-4-turbo" / "judgments.jsonl"

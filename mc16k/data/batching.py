@@ -19,6 +19,7 @@ import torch
 
 from mc16k.data.config import Batching
 from mc16k.data.formatting import EncodedExample
+from mc16k.errors import BadInputError
 from mc16k.schema import IGNORE_INDEX
 
 BatchPlan = list[list[list[int]]]
@@ -48,7 +49,7 @@ def plan_batches(
 ) -> BatchPlan:
     """Batches of ``micro_batch_size`` rows of similar length (packed rows, or single examples)."""
     if micro_batch_size < 1:
-        raise ValueError(f"data.micro_batch_size must be >= 1, got {micro_batch_size}")
+        raise BadInputError(f"data.micro_batch_size must be >= 1, got {micro_batch_size}")
     if Batching(batching) is Batching.packing:
         rows = pack_rows(lengths, max_seq_len)
     else:

@@ -22,6 +22,7 @@ from functools import cache
 
 from transformers import PreTrainedTokenizerBase
 
+from mc16k.errors import BadInputError
 from mc16k.paths import RESOURCES_DIR
 from mc16k.schema import IGNORE_INDEX, ModelConfig, PromptFormat
 
@@ -68,9 +69,9 @@ def load_prompt_template(prompt_format: PromptFormat) -> tuple[str, str]:
     text = path.read_text(encoding="utf-8").rstrip("\n")
     for placeholder in ("{system}", "{user}", "{response}"):
         if text.count(placeholder) != 1:
-            raise ValueError(f"prompt template {path} must contain {placeholder} exactly once")
+            raise BadInputError(f"prompt template {path} must contain {placeholder} exactly once")
     if not text.endswith("{response}"):
-        raise ValueError(f"prompt template {path} must end with {{response}}")
+        raise BadInputError(f"prompt template {path} must end with {{response}}")
     head = text[: -len("{response}")]
     prompt = head.rstrip(" ")
     return prompt, head[len(prompt) :]
@@ -97,7 +98,7 @@ def _render(
         completion = "" if response is None else separator + response
         return _Rendered(prompt_text, completion, add_special_tokens=True)
     if not tokenizer.chat_template:
-        raise ValueError(
+        raise BadInputError(
             f"model {model_cfg.name!r} has prompt_format=chat_template but its tokenizer has no chat template; "
             "use prompt_format=alpaca or vicuna"
         )
@@ -109,7 +110,7 @@ def _render(
         messages + [{"role": "assistant", "content": response}], tokenize=False
     ))  # fmt: skip
     if not full_text.startswith(prompt_text):
-        raise ValueError(
+        raise BadInputError(
             f"model {model_cfg.name!r}: its chat template renders the conversation with a different prefix "
             "than the generation prompt, so response tokens cannot be separated from the prompt"
         )
@@ -231,7 +232,7 @@ def encode_example(
             dropped = len(_ids(tokenizer, user_text, False))
             completion_ids = completion_ids[: max(0, max_seq_len - len(prompt_ids))]
             if not completion_ids:
-                raise ValueError(
+                raise BadInputError(
                     f"model {model_cfg.name!r}: the prompt alone takes {len(prompt_ids)} tokens, more than "
                     f"max_seq_len={max_seq_len}"
                 )
@@ -272,7 +273,7 @@ def encode_prompt(
     if len(prompt_ids) > max_prompt_tokens:
         fitted = _fit_user_text(tokenizer, user_text, lambda user: len(encode(user)), max_prompt_tokens)
         if fitted is None:
-            raise ValueError(
+            raise BadInputError(
                 f"model {model_cfg.name!r}: the prompt without any user text is longer than "
                 f"max_prompt_tokens={max_prompt_tokens}"
             )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mc16k.data.config import DataConfig, OnBadRow, OnMissingMarker
+from mc16k.errors import BadInputError
 from mc16k.jsonl import JsonlLineError, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ MISSING_MARKERS = {"nan", "null", "none"}  # compared lower-cased, as the whole 
 _CSV_FIELD_LIMIT = 1 << 30  # the csv module's default (128 KiB) is too small for long transcripts
 
 
-class DataValidationError(ValueError):
+class DataValidationError(BadInputError):
     """A data file that cannot be used as configured; the message names file, row and column."""
 
 

@@ -6,6 +6,7 @@ import logging
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from mc16k.errors import BadInputError, hub_access
 from mc16k.schema import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -22,19 +23,20 @@ def load_tokenizer(model_cfg: ModelConfig) -> PreTrainedTokenizerBase:
     ``len(tokenizer)``. Labels never depend on the pad id (they come from ``mc16k.data.formatting``), so
     EOS stays a training target either way; the rule keeps generation and padding unambiguous.
     """
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_cfg.name_or_path,
-        revision=model_cfg.revision,
-        gguf_file=model_cfg.gguf_file,
-        trust_remote_code=model_cfg.trust_remote_code,
-    )
+    with hub_access(f"model {model_cfg.name!r}: tokenizer", model_cfg.name_or_path):
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_cfg.name_or_path,
+            revision=model_cfg.revision,
+            gguf_file=model_cfg.gguf_file,
+            trust_remote_code=model_cfg.trust_remote_code,
+        )
     if not tokenizer.is_fast:
-        raise ValueError(
+        raise BadInputError(
             f"model {model_cfg.name!r}: {type(tokenizer).__name__} is a slow tokenizer; mc16k needs a fast "
             "one (character offsets are used to cut over-long inputs)"
         )
     if tokenizer.eos_token is None:
-        raise ValueError(
+        raise BadInputError(
             f"model {model_cfg.name!r}: tokenizer at {model_cfg.name_or_path!r} has no EOS token"
         )
     if model_cfg.pad_token is not None:
@@ -55,13 +57,13 @@ def _use_configured_pad(tokenizer: PreTrainedTokenizerBase, model_cfg: ModelConf
     """Set the configured pad token, refusing one that is unknown or equal to EOS."""
     pad = model_cfg.pad_token
     if pad == tokenizer.eos_token:
-        raise ValueError(
+        raise BadInputError(
             f"model {model_cfg.name!r}: model.pad_token={pad!r} equals the EOS token; pick another token "
             "or set model.pad_token=null to add a dedicated pad token"
         )
     pad_id = tokenizer.convert_tokens_to_ids(pad)
     if pad_id is None or (pad_id == tokenizer.unk_token_id and pad != tokenizer.unk_token):
-        raise ValueError(
+        raise BadInputError(
             f"model {model_cfg.name!r}: model.pad_token={pad!r} is not in the vocabulary of "
             f"{model_cfg.name_or_path!r}; set model.pad_token=null to add a dedicated pad token"
         )

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.progress import Progress
 
 from mc16k.data.formatting import EncodedPrompt, encode_prompt
+from mc16k.errors import BadInputError
 from mc16k.inference.benchmark import Question
 from mc16k.inference.config import GenerationConfig
 from mc16k.inference.engines import Engine
@@ -99,7 +100,7 @@ def _pending_work(
             )
         ]
         if stale:
-            raise ValueError(
+            raise BadInputError(
                 f"{paths[round_index]}: {len(stale)} answer(s) (question ids {stale[:5]}) were made with another "
                 "prompt, generation settings or seed; move the file away or answer into another paths.answers_dir"
             )
@@ -127,7 +128,7 @@ def answer_target(
     room = target.model.max_context - params.max_new_tokens
     budget = cfg.infer.max_prompt_tokens or room
     if not 0 < budget <= room:
-        raise ValueError(
+        raise BadInputError(
             f"model {target.model.name!r}: a prompt budget of {budget} tokens does not fit max_context="
             f"{target.model.max_context} with infer.generation.max_new_tokens={params.max_new_tokens}"
         )
@@ -182,7 +183,7 @@ def answer_target(
 
 def _batches(items: list[_WorkItem], size: int) -> Iterator[list[_WorkItem]]:
     if size < 1:
-        raise ValueError(f"infer.engine.batch_size must be >= 1, got {size}")
+        raise BadInputError(f"infer.engine.batch_size must be >= 1, got {size}")
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

@@ -12,18 +12,19 @@ import hashlib
 import torch
 from transformers import LogitsProcessor
 
+from mc16k.errors import BadInputError
 from mc16k.inference.config import GenerationConfig
 
 
 def round_seeds(base_seed: int, rounds: int, explicit: list[int] | None) -> list[int]:
     """One distinct seed per round (1-based): ``explicit`` if given, else ``base_seed + k - 1``."""
     if rounds < 1:
-        raise ValueError(f"infer.rounds must be >= 1, got {rounds}")
+        raise BadInputError(f"infer.rounds must be >= 1, got {rounds}")
     seeds = list(explicit) if explicit is not None else [base_seed + k for k in range(rounds)]
     if len(seeds) != rounds:
-        raise ValueError(f"infer.round_seeds has {len(seeds)} seeds but infer.rounds={rounds}")
+        raise BadInputError(f"infer.round_seeds has {len(seeds)} seeds but infer.rounds={rounds}")
     if len(set(seeds)) != rounds:
-        raise ValueError(f"infer.round_seeds must be distinct, got {seeds}")
+        raise BadInputError(f"infer.round_seeds must be distinct, got {seeds}")
     return seeds
 
 
@@ -42,11 +43,11 @@ class PerRowSampler(LogitsProcessor):
 
     def __init__(self, seeds: list[int], params: GenerationConfig, device: torch.device | str):
         if params.temperature <= 0:
-            raise ValueError(
+            raise BadInputError(
                 f"infer.generation.temperature must be > 0 when sampling, got {params.temperature}"
             )
         if not 0 < params.top_p <= 1:
-            raise ValueError(f"infer.generation.top_p must be in (0, 1], got {params.top_p}")
+            raise BadInputError(f"infer.generation.top_p must be in (0, 1], got {params.top_p}")
         self.params = params
         self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.errors import BadInputError, MissingInputError
 from mc16k.models.config import BaselineConfig, QuantConfig
 from mc16k.paths import config_dir
 from mc16k.runs.layout import ADAPTER_DIR, DONE_FILE, RUN_INFO_FILE, read_run_info
@@ -80,9 +81,9 @@ def load_baseline_config(name: str) -> DictConfig:
             with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
                 composed = compose(config_name=None, overrides=overrides)
     except MissingConfigException as err:
-        raise FileNotFoundError(f"infer.baselines: no baseline {name!r}. {err}") from err
+        raise MissingInputError(f"infer.baselines: no baseline {name!r}. {err}") from err
     if not OmegaConf.is_dict(composed.get("baseline")):  # no baseline group on the search path at all
-        raise FileNotFoundError(f"infer.baselines: no config group 'baseline' on Hydra's search path for {name!r}")
+        raise MissingInputError(f"infer.baselines: no config group 'baseline' on Hydra's search path for {name!r}")
     return OmegaConf.merge(OmegaConf.structured(BaselineConfig), composed.baseline)
 
 
@@ -93,7 +94,7 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
     try:
         meta = read_run_info(adapter_dir)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"training run {run_dir} is marked done but has no {meta_path}") from err
+        raise MissingInputError(f"training run {run_dir} is marked done but has no {meta_path}") from err
     try:
         model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), meta["model"])
         quant_cfg = OmegaConf.merge(OmegaConf.structured(QuantConfig), meta["quant"])
@@ -101,7 +102,7 @@ def finetuned_target(run_dir: Path) -> AnswerTarget:
         run_id = str(meta["run_id"])
         prompt_version = meta["prompt"]["version"]
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{meta_path}: unreadable run description ({type(err).__name__}: {err})") from err
+        raise BadInputError(f"{meta_path}: unreadable run description ({type(err).__name__}: {err})") from err
     return AnswerTarget(
         f"{model_cfg.name}-ft-{split}",
         "finetuned",
@@ -119,7 +120,7 @@ def finished_runs(path: str | Path) -> list[Path]:
     """Run dirs at or below ``path`` holding a ``done.json`` (a single run dir or a whole sweep dir)."""
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"infer.from_runs: {root} is not a directory (train the runs first with train.py)"
         )
     if (root / DONE_FILE).is_file():
@@ -135,7 +136,7 @@ def finished_runs(path: str | Path) -> list[Path]:
             "skipping %d unfinished run(s) under %s: %s", len(unfinished), root, [str(p) for p in unfinished]
         )
     if not done:
-        raise FileNotFoundError(f"infer.from_runs: no finished training run (done.json) under {root}")
+        raise MissingInputError(f"infer.from_runs: no finished training run (done.json) under {root}")
     return done
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mc16k.errors import BadInputError, MissingInputError
 from mc16k.inference.benchmark import load_benchmark
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.inference.store import read_answers
@@ -34,10 +35,10 @@ class AnswerItem:
 def _answer_text(row: dict, where: str) -> str:
     choices = row.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ValueError(f"{where}: field 'choices' must be a non-empty list of objects")
+        raise BadInputError(f"{where}: field 'choices' must be a non-empty list of objects")
     turns = choices[0].get("turns")
     if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
-        raise ValueError(f"{where}: field 'choices[0].turns' must be a non-empty list of strings")
+        raise BadInputError(f"{where}: field 'choices[0].turns' must be a non-empty list of strings")
     return "\n".join(turns)
 
 
@@ -52,7 +53,12 @@ def load_answer_items(
     root = Path(answers_dir) / benchmark.name
     files = sorted(root.glob("*/round-*.jsonl"))
     if not files:
-        raise FileNotFoundError(f"no answer files under {root}/<model_id>/round-<k>.jsonl: run infer.py first")
+        others = sorted(p.parent.parent.name for p in Path(answers_dir).glob("*/*/round-*.jsonl"))
+        found = f" (answers exist for benchmark={', '.join(dict.fromkeys(others))})" if others else ""
+        raise MissingInputError(
+            f"no answer files under {root}/<model_id>/round-<k>.jsonl{found}\n"
+            f"Run infer.py with benchmark={benchmark.name} first, or pass the benchmark the answers were made for"
+        )
     items: list[AnswerItem] = []
     unknown = 0
     for path in files:
@@ -80,5 +86,5 @@ def load_answer_items(
     if unknown:
         log.info("%d answers are to questions outside the selected benchmark subset; not judged", unknown)
     if not items:
-        raise ValueError(f"no answers under {root} match evaluate.models={models} / evaluate.rounds={rounds}")
+        raise BadInputError(f"no answers under {root} match evaluate.models={models} / evaluate.rounds={rounds}")
     return items

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mc16k.errors import UserError
 from mc16k.judging.config import JudgeConfig, MetricMode
 from mc16k.judging.parsing import parse_reply
 from mc16k.judging.rubric import Metric, Rubric, load_rubric
@@ -93,7 +94,7 @@ class UnfinishedUnit(Exception):
         self.usage = usage
 
 
-class JudgingStopped(Exception):
+class JudgingStopped(UserError):
     """The run stopped before every unit was judged (endpoint down, setup error, retries exhausted); what
     was judged is stored, nothing else is. ``summary`` says what the run did."""
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from mc16k.errors import BadInputError, MissingInputError
+
 TEMPLATE_FILES = (
     "system.txt",
     "user.txt",
@@ -101,22 +103,22 @@ def load_rubric(directory: str | Path) -> Rubric:
     directory = Path(directory)
     rubric_file = directory / "rubric.yaml"
     if not rubric_file.is_file():
-        raise FileNotFoundError(f"judge rubric not found: {rubric_file}")
+        raise MissingInputError(f"judge rubric not found: {rubric_file}")
     raw = yaml.safe_load(rubric_file.read_text(encoding="utf-8"))
     digest = hashlib.sha256()
     for name in ("rubric.yaml", *TEMPLATE_FILES):
         path = directory / name
         if not path.is_file():
-            raise FileNotFoundError(f"judge prompt template missing: {path}")
+            raise MissingInputError(f"judge prompt template missing: {path}")
         digest.update(name.encode() + b"\0" + path.read_bytes())
     for field in ("version", "scale", "metrics"):
         if field not in raw:
-            raise ValueError(f"{rubric_file}: missing field {field!r}")
+            raise BadInputError(f"{rubric_file}: missing field {field!r}")
     metrics = []
     for index, entry in enumerate(raw["metrics"]):
         missing = [f for f in ("key", "name", "description", "anchors") if f not in entry]
         if missing:
-            raise ValueError(f"{rubric_file}: metrics[{index}] is missing {missing}")
+            raise BadInputError(f"{rubric_file}: metrics[{index}] is missing {missing}")
         metrics.append(Metric(entry["key"], entry["name"], entry["description"].strip(), dict(entry["anchors"])))
     templates = {
         name: (directory / name).read_text(encoding="utf-8").removesuffix("\n") for name in TEMPLATE_FILES

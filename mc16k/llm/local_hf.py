@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from mc16k.errors import hub_access
 from mc16k.llm.config import LLMConfig
 
 SCORE_CHOICES = tuple(str(score) for score in range(1, 11))
@@ -58,7 +59,8 @@ class LocalHFScorer:
 
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, gguf_file=cfg.gguf_file)
+        with hub_access("local judge model", cfg.model):
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, gguf_file=cfg.gguf_file)
         model_cfg = ModelConfig(name=f"judge:{cfg.gguf_file or cfg.model}", name_or_path=cfg.model,
                                 gguf_file=cfg.gguf_file, dtype=cfg.dtype)
         quant_cfg = QuantConfig(enabled=cfg.load_in_4bit, compute_dtype=cfg.dtype)

@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 
+from mc16k.errors import BadInputError
 from mc16k.llm.clients import ChatClient
 from mc16k.llm.config import RunnerConfig
 from mc16k.llm.types import (
@@ -153,7 +154,7 @@ class AsyncRunner:
 
     def __init__(self, client: ChatClient, cfg: RunnerConfig, max_output_tokens: int):
         if cfg.concurrency < 1:
-            raise ValueError(f"runner.concurrency must be >= 1, got {cfg.concurrency}")
+            raise BadInputError(f"runner.concurrency must be >= 1, got {cfg.concurrency}")
         self.client = client
         self.cfg = cfg
         self._max_output_tokens = max_output_tokens

@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mc16k.errors import BadInputError
 from mc16k.jsonl import JsonlContents, JsonlLineError, read_jsonl
 
 
-class StoreCorruptError(ValueError):
+class StoreCorruptError(BadInputError):
     pass
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mc16k.errors import UserError
 from mc16k.llm.config import PricingConfig
 
 
@@ -100,7 +101,7 @@ class RequestRejectedError(PermanentLLMError):
         self.structured_output = structured_output
 
 
-class LLMSetupError(PermanentLLMError):
+class LLMSetupError(PermanentLLMError, UserError):
     """Bad key, no access, unknown model, an endpoint that is down or refuses the request shape: no request
     can succeed, so the run stops before storing failures."""
 

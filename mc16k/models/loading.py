@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedModel
 
 from mc16k.dtypes import to_torch_dtype
+from mc16k.errors import MissingInputError, hub_access
 from mc16k.models.config import QuantConfig
 from mc16k.models.moe import per_expert_mixtral
 from mc16k.models.smollm2 import SMOLLM2_GGUF_FILE, smollm2_dir, smollm2_gguf_path  # noqa: F401 (re-exported)
@@ -55,7 +56,7 @@ def dense_checkpoint_dir(model_cfg: ModelConfig, cache_dir: str | Path) -> Path:
     """
     gguf = Path(model_cfg.name_or_path) / model_cfg.gguf_file
     if not gguf.is_file():
-        raise FileNotFoundError(f"model {model_cfg.name!r}: GGUF file {gguf} not found (model.gguf_file)")
+        raise MissingInputError(f"model {model_cfg.name!r}: GGUF file {gguf} not found (model.gguf_file)")
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     out = Path(cache_dir) / "gguf-dense" / f"{gguf.stem}-{key}"
@@ -110,8 +111,9 @@ def load_base_model(
         kwargs["dtype"] = to_torch_dtype(quant_cfg.compute_dtype)
     else:
         kwargs["dtype"] = to_torch_dtype(model_cfg.dtype)
-    with per_expert_mixtral():
-        model = AutoModelForCausalLM.from_pretrained(weights_location(model_cfg, cache_dir), **kwargs)
+    location = weights_location(model_cfg, cache_dir)
+    with hub_access(f"model {model_cfg.name!r}: weights", location), per_expert_mixtral():
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     model.eval()
     return model
 
@@ -135,7 +137,7 @@ def load_for_inference(
 
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{adapter_dir} is not a PEFT adapter dir (no adapter_config.json)")
+            raise MissingInputError(f"{adapter_dir} is not a PEFT adapter dir (no adapter_config.json)")
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
         if merge:
             model = model.merge_and_unload()

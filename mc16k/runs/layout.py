@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mc16k.errors import BadInputError, MissingInputError
+
 RUN_FILE = "run.json"
 PROVENANCE_FILE = "provenance.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -40,14 +42,14 @@ def read_run_info(adapter_dir: str | Path) -> dict[str, Any]:
     """
     path = Path(adapter_dir) / RUN_INFO_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {adapter_dir} was not written by mc16k training")
+        raise MissingInputError(f"{path} not found: {adapter_dir} was not written by mc16k training")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: unreadable run description (JSONDecodeError: {err})") from err
+        raise BadInputError(f"{path}: unreadable run description (JSONDecodeError: {err})") from err
     if not isinstance(info, dict):
-        raise ValueError(f"{path}: unreadable run description (expected an object)")
+        raise BadInputError(f"{path}: unreadable run description (expected an object)")
     missing = [key for key in RUN_INFO_KEYS if key not in info]
     if missing:
-        raise ValueError(f"{path}: unreadable run description (KeyError: missing {missing})")
+        raise BadInputError(f"{path}: unreadable run description (KeyError: missing {missing})")
     return info

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mc16k.atomic_io import write_text_atomically
+from mc16k.errors import UserError
 from mc16k.paths import project_root
 from mc16k.runs.layout import DONE_FILE, PROVENANCE_FILE, RUN_FILE
 
@@ -21,7 +22,7 @@ PROVENANCE_PACKAGES = (
 )  # fmt: skip
 
 
-class RunDirConflict(RuntimeError):
+class RunDirConflict(UserError, RuntimeError):
     """A run dir already holds another configuration's run."""
 
 

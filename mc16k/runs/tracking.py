@@ -20,6 +20,7 @@ from typing import Any, Optional
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from mc16k.errors import BadInputError
 from mc16k.runs.identity import directory_run_id
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def logger_config(raw: Any) -> LoggerConfig:
     try:
         return OmegaConf.to_object(OmegaConf.merge(schema, raw))
     except Exception as err:  # omegaconf raises several types; all mean a bad logger config
-        raise ValueError(f"bad logger config: {err}".replace("full_key: ", "full_key: logger.")) from err
+        raise BadInputError(f"bad logger config: {err}".replace("full_key: ", "full_key: logger.")) from err
 
 
 @contextmanager

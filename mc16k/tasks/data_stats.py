@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from mc16k.config import register_configs
 from mc16k.data.prepare import SourceReport, prepare_rows
 from mc16k.paths import config_dir
+from mc16k.tasks.cli import run_task
 
 # MentalChat16K paper, Table 1 (its row labels are swapped; these follow the text): input, output words
 PAPER_AVG_WORDS = {"interview": (69.94, 235.85), "synthetic": (111.24, 363.94)}
@@ -96,7 +97,7 @@ def print_table1(cfg: DictConfig) -> None:
 def main() -> None:
     """The Hydra app (conf/data_stats.yaml); the config dir is found when the app starts, not on import."""
     register_configs()
-    hydra.main(config_path=config_dir(), config_name="data_stats", version_base="1.3")(print_table1)()
+    hydra.main(config_path=config_dir(), config_name="data_stats", version_base="1.3")(lambda cfg: run_task(print_table1, cfg))()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mc16k.config import register_configs
+from mc16k.errors import BadInputError
 from mc16k.inference.config import BenchmarkConfig
 from mc16k.judging.answers import load_answer_items
 from mc16k.judging.config import EvaluateConfig
@@ -24,6 +25,7 @@ from mc16k.judging.judge import (
 )
 from mc16k.judging.rubric import load_rubric
 from mc16k.judging.store import stored_units
+from mc16k.llm.clients import read_api_key
 from mc16k.reporting.collect import judgments_frame
 from mc16k.reporting.plots import plot_scores
 from mc16k.reporting.tables import write_tables
@@ -36,8 +38,9 @@ from mc16k.stats.summary import (
     significance,
     summarize,
 )
+from mc16k.tasks.cli import run_task
 
-__all__ = ["JudgingStopped", "register_configs", "run_evaluation"]  # evaluate.py imports only its task
+__all__ = ["JudgingStopped", "register_configs", "run_evaluation", "run_task"]  # evaluate.py imports only its task
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """Judge, then write results.csv, table3.md/.tex, agreement, failures and PNG plots; returns a summary."""
     ev: EvaluateConfig = OmegaConf.to_object(cfg.evaluate)  # typed by the root schema
     benchmark: BenchmarkConfig = OmegaConf.to_object(cfg.benchmark)
+    if ev.judge_answers or ev.dry_run:
+        read_api_key(ev.judge.llm)  # a missing key stops the job before anything else, the dry run too
     items = load_answer_items(cfg.paths.answers_dir, benchmark, ev.models, ev.rounds)
     pairs = list({(i.question_id, i.question, i.answer): None for i in items})
     rubric = load_rubric(ev.judge.rubric_dir)
@@ -79,7 +84,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         print_summary(done)
     frame = judgments_frame(items, cfg.paths.judgments_dir, rubric, ev.report_judges)
     if frame.empty:
-        raise ValueError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")
+        raise BadInputError(f"no judgments in {cfg.paths.judgments_dir} for these answers and prompt {rubric.version}")
     summary = summarize(frame)
     average = paper_average(summary)
     tests = significance(frame)

@@ -29,8 +29,9 @@ from mc16k.inference.runner import MetricsLogger, TargetReport, answer_target
 from mc16k.inference.sampling import round_seeds
 from mc16k.inference.targets import resolve_targets
 from mc16k.runs.tracking import LoggerKind, logger_config, stage_run
+from mc16k.tasks.cli import run_task
 
-__all__ = ["infer", "register_configs", "run_inference", "tracker_metrics"]  # infer.py imports only its task
+__all__ = ["infer", "register_configs", "run_inference", "run_task", "tracker_metrics"]  # infer.py imports only its task
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from mc16k.config import register_configs
+from mc16k.errors import BadInputError
 from mc16k.runs.identity import run_id as compute_run_id
 from mc16k.runs.layout import (
     ADAPTER_CONFIG_FILE,
@@ -39,8 +40,9 @@ from mc16k.runs.records import (
     write_provenance,
 )
 from mc16k.runs.tracking import RunLabels, logger_config, tracked_run
+from mc16k.tasks.cli import run_task
 
-__all__ = ["register_configs", "train"]  # train.py imports only its task
+__all__ = ["register_configs", "run_task", "train"]  # train.py imports only its task
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def accumulation_steps(cfg: DictConfig, world_size: int) -> int:
         return int(cfg.train.accumulate_grad_batches)
     per_step = cfg.data.micro_batch_size * world_size
     if cfg.train.effective_batch_size % per_step:
-        raise ValueError(
+        raise BadInputError(
             f"train.effective_batch_size={cfg.train.effective_batch_size} is not a multiple of "
             f"data.micro_batch_size={cfg.data.micro_batch_size} x {world_size} process(es); "
             "change one of them or set train.accumulate_grad_batches"
@@ -69,7 +71,7 @@ def check_fsdp_quant_storage(cfg: DictConfig) -> None:
     strategy = OmegaConf.select(cfg, "trainer.strategy")
     target = str(strategy.get("_target_", "")) if OmegaConf.is_dict(strategy) else str(strategy or "")
     if "fsdp" in target.lower() and cfg.quant.enabled and cfg.quant.quant_storage != cfg.quant.compute_dtype:
-        raise ValueError(
+        raise BadInputError(
             f"trainer=fsdp with 4-bit weights needs quant.quant_storage == quant.compute_dtype "
             f"(got {cfg.quant.quant_storage.value} vs {cfg.quant.compute_dtype.value})"
         )
@@ -108,7 +110,7 @@ def build_model(cfg: DictConfig, trainer: L.Trainer, vocab_size: int) -> tuple[A
     base = load_base_model(cfg.model, cfg.quant, device_map=device_map, cache_dir=cfg.paths.cache_dir)
     embeddings = base.get_input_embeddings().num_embeddings
     if vocab_size > embeddings:
-        raise ValueError(
+        raise BadInputError(
             f"model {cfg.model.name!r}: the tokenizer has {vocab_size} tokens but the model {embeddings} "
             "embeddings (a pad token was added); set model.pad_token to a token of the vocabulary"
         )
@@ -159,7 +161,7 @@ def train(cfg: DictConfig) -> float | None:
     is_rank_zero = rank_zero_only.rank == 0
     if is_rank_zero:
         claim_run_dir(run_dir, run_id, name)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     from mc16k.data.datamodule import MentalChatDataModule
     from mc16k.data.loading import resolve_files

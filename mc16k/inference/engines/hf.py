@@ -8,6 +8,7 @@ import torch
 from transformers import GenerationConfig as HFGenerationConfig
 from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
+from mc16k.errors import BadInputError
 from mc16k.inference.config import GenerationConfig
 from mc16k.inference.engines import Completion
 from mc16k.inference.sampling import PerRowSampler
@@ -20,7 +21,7 @@ def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     if not ids:
-        raise ValueError(
+        raise BadInputError(
             f"{model.name_or_path}: neither model nor tokenizer defines an end-of-sequence token"
         )
     return sorted(ids)

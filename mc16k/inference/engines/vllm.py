@@ -9,6 +9,7 @@ import gc
 
 from transformers import PreTrainedTokenizerBase
 
+from mc16k.errors import BadInputError
 from mc16k.inference.config import EngineConfig, GenerationConfig
 from mc16k.inference.engines import Completion
 from mc16k.inference.targets import AnswerTarget
@@ -25,7 +26,7 @@ class VLLMEngine:
     def __init__(self, engine_cfg: EngineConfig, target: AnswerTarget, tokenizer: PreTrainedTokenizerBase):
         model_cfg = target.model
         if model_cfg.gguf_file is not None:
-            raise ValueError(
+            raise BadInputError(
                 f"model {model_cfg.name!r}: engine=vllm does not load GGUF files here; use engine=hf"
             )
         quantized = bool(target.quant.enabled)
