@@ -114,6 +114,10 @@ class StepClock:
     own_cpu: list[float] = field(default_factory=list)
 
     def step_done(self, real: int, processed: int) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # a step ends when the GPU has finished it, not when it was queued
         self.ends.append(time.perf_counter())
         self.real.append(real)
         self.processed.append(processed)
@@ -156,7 +160,13 @@ def real_tokens(batch: dict[str, Any], pad_id: int) -> int:
 
 
 def model_spec(name: str) -> dict[str, Any]:
-    """ModelConfig fields of the benchmark model (the tiny one is built on first use under .cache/)."""
+    """ModelConfig fields of the benchmark model (the tiny one is built on first use under .cache/); any
+    other name is a local model dir (benchmarks/gpu_check.py's random Mistral)."""
+    if name not in ("tiny", "smollm2"):
+        return {
+            "name": Path(name).name, "name_or_path": name, "gguf_file": None, "prompt_format": "chat_template",
+            "pad_token": "<unk>", "max_context": 4096, "dtype": "bfloat16",
+        }  # fmt: skip
     if name == "smollm2":
         from mc16k.models.smollm2 import SMOLLM2_GGUF_FILE, smollm2_dir
 
@@ -223,6 +233,12 @@ def encoded_examples(job: dict[str, Any], model_cfg: Any, tokenizer: Any) -> lis
     ]
 
 
+def device_map() -> dict[str, Any]:
+    import torch
+
+    return {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+
+
 def load_peft_model(model_cfg: Any, quant_cfg: Any, lora_cfg: Any, gradient_checkpointing: bool) -> Any:
     """The base through mc16k's loader, then peft directly (what a transformers + peft user writes)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -230,7 +246,7 @@ def load_peft_model(model_cfg: Any, quant_cfg: Any, lora_cfg: Any, gradient_chec
     from mc16k.models.loading import load_base_model
     from mc16k.models.lora import peft_lora_config
 
-    base = load_base_model(model_cfg, quant_cfg, device_map={"": "cpu"}, cache_dir=CACHE)
+    base = load_base_model(model_cfg, quant_cfg, device_map=device_map(), cache_dir=CACHE)
     if quant_cfg.enabled:
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=gradient_checkpointing)
     model = get_peft_model(base, peft_lora_config(lora_cfg))
@@ -245,7 +261,13 @@ def run_plain(job: dict[str, Any], configs: dict[str, Any], clock: StepClock) ->
     from mc16k.schema import IGNORE_INDEX
 
     tokenizer, examples = configs["tokenizer"], configs["examples"]
-    model = load_peft_model(configs["model"], configs["quant"], configs["lora"], gradient_checkpointing=False)
+    model = load_peft_model(
+        configs["model"], configs["quant"], configs["lora"], gradient_checkpointing=job.get("plain_gc", False)
+    )
+    trainable, total = model.get_nb_trainable_parameters()
+    configs["trainable_percent"] = 100.0 * trainable / total
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=job["lr"])
     order = list(range(len(examples)))
     random.Random(job["seed"]).shuffle(order)
@@ -260,7 +282,9 @@ def run_plain(job: dict[str, Any], configs: dict[str, Any], clock: StepClock) ->
             input_ids[row, : len(example.input_ids)] = torch.tensor(example.input_ids)
             labels[row, : len(example.labels)] = torch.tensor(example.labels)
             attention_mask[row, : len(example.input_ids)] = 1
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        with autocast:
+            loss = model(**{k: v.to(device) for k, v in inputs.items()}, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.3)
         optimizer.step()
@@ -283,7 +307,7 @@ def run_trl(
     dataset = Dataset.from_dict(
         {"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]}
     )
-    base = load_base_model(configs["model"], configs["quant"], device_map={"": "cpu"}, cache_dir=CACHE)
+    base = load_base_model(configs["model"], configs["quant"], device_map=device_map(), cache_dir=CACHE)
 
     class Timed(SFTTrainer):
         def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
@@ -337,10 +361,10 @@ def run_mc16k(job: dict[str, Any], configs: dict[str, Any], clock: StepClock, ov
     with tempfile.TemporaryDirectory() as run_dir:
         composed = [
             "data=sample", f"data.root={job['data_dir']}", "data.val_fraction=0.0", f"data.max_seq_len={job['max_seq_len']}",
-            "trainer=cpu", f"trainer.max_steps={job['warmup'] + job['steps']}", "trainer.enable_progress_bar=false",
+            "trainer=gpu" if job.get("device") == "cuda" else "trainer=cpu", f"trainer.max_steps={job['warmup'] + job['steps']}", "trainer.enable_progress_bar=false",
             "+trainer.limit_val_batches=0", "logger=none", f"paths.output_dir={run_dir}", f"seed={job['seed']}",
             "train.accumulate_grad_batches=1", "train.validate_base=false", f"train.optimizer.lr={job['lr']}",
-            "quant=nf4" if job["precision"] == "nf4" else "quant=none", "quant.compute_dtype=float32",
+            "quant=nf4" if job["precision"] == "nf4" else "quant=none", f"quant.compute_dtype={compute_dtype(job)}",
             *(f"model.{key}={'null' if value is None else repr(value)}" for key, value in spec.items()),
             *overrides,
         ]  # fmt: skip
@@ -363,7 +387,8 @@ def run_mc16k(job: dict[str, Any], configs: dict[str, Any], clock: StepClock, ov
                 clock.step_done(real_tokens(batch, tokenizer.pad_token_id), batch["input_ids"].numel())
 
         trainer.callbacks.append(Clock())
-        model, _ = build_model(cfg, trainer, len(tokenizer))
+        model, share = build_model(cfg, trainer, len(tokenizer))
+        configs["trainable_percent"] = share.percent
         module = CausalLMFineTuner(
             model, instantiate(cfg.train.optimizer), instantiate(cfg.train.scheduler), tokenizer.pad_token_id
         )
@@ -372,6 +397,11 @@ def run_mc16k(job: dict[str, Any], configs: dict[str, Any], clock: StepClock, ov
             "batching": str(cfg.data.batching.value), "micro_batch_size": cfg.data.micro_batch_size,
             "gradient_checkpointing": cfg.train.gradient_checkpointing,
         }  # fmt: skip
+
+
+def compute_dtype(job: dict[str, Any]) -> str:
+    """bf16 on a GPU (QLoRA's compute dtype); fp32 on CPU, where bitsandbytes' 4-bit matmul is faster in it."""
+    return "bfloat16" if job.get("device") == "cuda" else "float32"
 
 
 def worker(job: dict[str, Any]) -> dict[str, Any]:
@@ -393,7 +423,9 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(job["threads"])
     spec = model_spec(job["model"])
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), spec)
-    quant = OmegaConf.structured(QuantConfig(enabled=job["precision"] == "nf4", compute_dtype="float32"))
+    quant = OmegaConf.structured(
+        QuantConfig(enabled=job["precision"] == "nf4", compute_dtype=compute_dtype(job))
+    )
     tokenizer = load_tokenizer(model_cfg)
     configs: dict[str, Any] = {
         "model": model_cfg, "model_spec": spec, "quant": quant, "lora": OmegaConf.structured(LoraConfig()),
@@ -417,7 +449,11 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown variant {job['variant']!r}")
     peak_rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if torch.cuda.is_available():
+        configs["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return {
+        "trainable_percent": configs.get("trainable_percent"),
+        "peak_gpu_gib": configs.get("peak_gpu_gib"),
         **clock.summary(job["warmup"]),
         "peak_rss_gib": peak_rss_gib,
         "settings": configs.get("resolved", {}),

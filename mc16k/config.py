@@ -58,6 +58,14 @@ class RootConfig:
     extras: Any = None
 
 
+def group_options(group: str) -> str:
+    """The options of config group ``group`` on Hydra's search path, for the ``--help`` templates
+    (conf/hydra/help): the help lists what exists, also options a user adds."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    return ", ".join(GlobalHydra.instance().config_loader().get_group_options(group))
+
+
 def register_configs() -> None:
     """Register the root schema and the path resolvers; called before every Hydra compose."""
     ConfigStore.instance().store(name="mc16k_schema", node=RootConfig)
@@ -65,6 +73,7 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("mc16k_resource", resource_path, replace=True)
     OmegaConf.register_new_resolver("smollm2_dir", smollm2_dir, replace=True)
     OmegaConf.register_new_resolver("tiny_model", tiny_model_dir, replace=True)
+    OmegaConf.register_new_resolver("mc16k_options", group_options, replace=True)
 
 
 # Keys that take any sub-key: Lightning Trainer arguments, the logger block (validated by its own schema),

@@ -25,6 +25,9 @@ answer text, so a test decides per item what goes wrong:
                    "&"), ``float`` (half points: see :func:`served_score`), ``reordered``, ``headings``
 =================  ============================================================================
 
+A ``responder`` (the request's whole prompt text, system included -> reply text, or None) answers prompts
+other than judge prompts, e.g. the data pipelines' generation prompts; its replies count as ``ok``.
+
 Server-wide options: ``reject_json_schema`` answers requests that ask for a JSON schema the way llama.cpp's
 server does (HTTP 500 whose body names ``response_format``), ``scores_by_model`` makes the scores depend on
 the request's model name (two judge models give different scores).
@@ -46,6 +49,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 FAULT_MARKER = re.compile(r"\[\[fault:([a-z_0-9]+)\]\]")
@@ -103,8 +107,10 @@ class LoopbackLLMServer:
         reject_json_schema: bool = False,
         scores_by_model: bool = False,
         billed_log: str | None = None,
+        responder: Callable[[str], str | None] | None = None,
     ):
         self.latency_s = latency_s
+        self.responder = responder
         self.slow_s = slow_s
         self.retry_after_s = retry_after_s
         self.reject_json_schema = reject_json_schema
@@ -259,6 +265,7 @@ class LoopbackLLMServer:
         """Answer one request; False closes the connection unanswered."""
         if path.endswith("/chat/completions"):
             user_turns = [str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user"]
+            whole_prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
             response_format = (body.get("response_format") or {}).get("type", "none")
             model = str(body.get("model", ""))
             api = "openai"
@@ -269,6 +276,8 @@ class LoopbackLLMServer:
                 if c.get("role", "user") == "user"
             ]
             config = body.get("generationConfig") or {}
+            system_parts = (body.get("systemInstruction") or {}).get("parts", [])
+            whole_prompt = "\n".join([*(p.get("text", "") for p in system_parts), *user_turns])
             response_format = (
                 "json_schema" if ("responseJsonSchema" in config or "responseSchema" in config)
                 else "json_object" if config.get("responseMimeType") == "application/json" else "none"
@@ -316,7 +325,11 @@ class LoopbackLLMServer:
             self.counts["garbage_body"] += 1
             await self._send(writer, 200, b"<html>this is not json")
             return True
-        text, valid = self._judgment_text(first_user, last_user, fault, model)
+        reply_text = self.responder(whole_prompt) if self.responder is not None else None
+        if reply_text is not None:
+            text, valid = reply_text, True
+        else:
+            text, valid = self._judgment_text(first_user, last_user, fault, model)
         reply = self._wrap(api, text, "\n".join(user_turns))
         usage = reply.get("usage") or reply["usageMetadata"]
         self.tokens["input"] += usage.get("prompt_tokens", usage.get("promptTokenCount", 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,31 @@ def test_a_key_added_with_plus_that_the_schema_lacks_is_refused(tmp_path):
 def test_full_error_env_var_shows_the_traceback(tmp_path):
     result = run_app(tmp_path, "train.py", "experiment=demo", "logger=none", "+lora.rnk=8", HYDRA_FULL_ERROR="1")
     assert result.returncode != 0 and "Traceback" in result.stderr and "lora.rnk" in result.stderr
+
+
+HELP_GROUPS = {
+    "train.py": ["model", "data", "prompt", "lora", "quant", "optim", "trainer", "logger", "experiment"],
+    "infer.py": ["model", "baseline", "benchmark", "engine", "prompt", "quant", "logger", "experiment"],
+    "evaluate.py": ["judge", "benchmark", "logger", "experiment"],
+}
+FOREIGN_KEYS = {  # keys of the other apps that one app's --help must not show
+    "train.py": ["infer.", "evaluate.", "judge:", "benchmark:"],
+    "infer.py": ["train.", "evaluate.", "lora.", "judge:", "trainer:"],
+    "evaluate.py": ["train.", "infer.", "lora.", "trainer:", "model:"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(HELP_GROUPS))
+def test_help_names_every_option_of_the_apps_groups_and_no_key_of_another_app(tmp_path, script):
+    result = run_app(tmp_path, script, "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    assert text.startswith(f"{script}: ") and "== Examples ==" in text and "== Outputs ==" in text
+    for group in HELP_GROUPS[script]:
+        line = next(line for line in text.splitlines() if line.strip().startswith(f"{group}:"))
+        for option in sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")):
+            assert option in line, (group, option)
+    for key in FOREIGN_KEYS[script]:  # "infer." is a key prefix, "infer.py" the other app's name
+        assert not re.search(rf"\b{re.escape(key)}(?!py\b)", text), key
+    assert str(tmp_path) in text  # outputs named as this project's real paths
+    assert "Powered by Hydra" not in text and len(text.splitlines()) < 60

@@ -8,10 +8,20 @@ import time
 
 import pytest
 
-from mc16k.llm.config import RunnerConfig
+from mc16k.llm.clients import StructuredOutputFallback
+from mc16k.llm.config import RunnerConfig, StructuredOutput
 from mc16k.llm.runner import AsyncRunner, RateLimiter
 from mc16k.llm.store import JsonlStore, StoreCorruptError
-from mc16k.llm.types import ChatRequest, ChatResponse, LLMError, PermanentLLMError, RetryableLLMError, Usage
+from mc16k.llm.types import (
+    ChatRequest,
+    ChatResponse,
+    LLMError,
+    LLMSetupError,
+    PermanentLLMError,
+    RequestRejectedError,
+    RetryableLLMError,
+    Usage,
+)
 
 
 def test_rate_limiter_spaces_requests_and_tokens():
@@ -134,3 +144,22 @@ def test_the_limiter_books_observed_output_tokens_once_replies_arrive():
     asyncio.run(many())
     assert runner.expected_output_tokens() == 90  # the 90th percentile of 10, 20, ..., 100
     assert runner.usage.as_dict() == {"input_tokens": 500, "output_tokens": 550, "calls": 10}
+
+
+def test_refusals_that_differ_in_wording_still_stop_the_run():
+    # a server that puts a request id into every refusal must not make "the same refusal twice" unreachable
+    class Refusing(ScriptedClient):
+        endpoint = "http://127.0.0.1:9/v1"
+        structured_output = StructuredOutput.json_schema
+
+        async def complete(self, request: ChatRequest) -> ChatResponse:
+            self.calls += 1
+            raise RequestRejectedError(400, f"bad request (request id {self.calls})", self.structured_output.value)
+
+        def fall_back(self, rejected: str | None) -> bool:
+            return StructuredOutputFallback.fall_back(self, rejected)
+
+    client = Refusing([])
+    with pytest.raises(LLMSetupError, match=r"refuses the request: HTTP 400: bad request .*structured_output=none"):
+        run(client, max_retries=2)
+    assert client.calls == 6  # twice per response format: json_schema, json_object, none

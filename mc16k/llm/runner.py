@@ -197,6 +197,7 @@ class AsyncRunner:
         Every error carries the usage its attempts were billed."""
         usage = Usage()
         attempt = 0
+        refused_here: tuple[int, str | None] | None = None  # this call's last refusal (status, response format)
         while True:
             if self._stopped is not None:
                 raise LLMSetupError(str(self._stopped), usage=usage)
@@ -225,9 +226,11 @@ class AsyncRunner:
                 self._transport_failures_in_a_row = 0
                 if self._replies == 0:  # nothing has worked yet: is it the request's shape?
                     key = (err.status, err.message, err.structured_output)
-                    if key not in self._rejections:
-                        self._rejections.add(key)  # ask once more: the same refusal twice is deterministic
-                        continue
+                    deterministic = key in self._rejections or refused_here == (err.status, err.structured_output)
+                    self._rejections.add(key)
+                    refused_here = (err.status, err.structured_output)
+                    if not deterministic:
+                        continue  # ask once more: the same refusal twice is deterministic
                     if self.client.fall_back(err.structured_output):
                         continue
                     raise self._stop(
