@@ -17,3 +17,11 @@ def tiny_model_dir(tmp_path_factory):
     from mc16k.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mixtral_dir(tmp_path_factory):
+    """A random tiny Mixtral (4 experts, 2 per token) with the same tokenizer, saved in the hub's layout."""
+    from mc16k.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-mixtral"), arch="mixtral")

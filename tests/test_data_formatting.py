@@ -162,3 +162,41 @@ def test_smollm2_chat_template_label_mask():
     supervised = supervised_text(tokenizer, encoded)
     assert supervised.startswith(RESPONSE) and supervised.rstrip().endswith("<|im_end|>")
     assert tokenizer.eos_token_id in encoded.labels
+
+
+ZEPHYR = "zephyr.jinja"  # Zephyr's chat template: no BOS, though Zephyr (a Mistral) was trained with one
+MISTRAL_INSTRUCT = "mistral-instruct.jinja"  # renders {{ bos_token }} itself
+
+
+@pytest.mark.parametrize(("prompt_format", "template"), [
+    (PromptFormat.chat_template, ZEPHYR), (PromptFormat.chat_template, MISTRAL_INSTRUCT),
+    (PromptFormat.chat_template, None), (PromptFormat.alpaca, None), (PromptFormat.vicuna, None),
+])  # fmt: skip
+def test_every_rendered_prompt_starts_with_the_one_bos_its_tokenizer_adds(tiny_model_dir, prompt_format, template):
+    from mc16k.paths import RESOURCES_DIR
+
+    cfg = tiny_cfg(tiny_model_dir, prompt_format, system_in_user=template == MISTRAL_INSTRUCT)
+    tokenizer = load_tokenizer(cfg)
+    if template is not None:
+        tokenizer.chat_template = (RESOURCES_DIR / "chat_templates" / template).read_text()
+    bos = tokenizer.bos_token_id
+    assert tokenizer("hello").input_ids[0] == bos  # a Llama/Mistral-style tokenizer: it adds BOS
+    example = encode_example(tokenizer, cfg, SYSTEM, USER, RESPONSE, max_seq_len=1024)
+    prompt = encode_prompt(tokenizer, cfg, SYSTEM, USER, max_prompt_tokens=1024)
+    for ids in (example.input_ids, prompt.input_ids):  # training and inference alike
+        assert ids[0] == bos and ids[1] != bos and ids.count(bos) == 1
+    assert example.input_ids[: len(prompt.input_ids)] == prompt.input_ids
+
+
+def test_a_template_file_rendering_bos_twice_is_refused(tiny_model_dir, tmp_path, monkeypatch):
+    from mc16k.data import formatting
+
+    (tmp_path / "alpaca.txt").write_text("<s>" + (formatting.PROMPTS_DIR / "alpaca.txt").read_text())
+    monkeypatch.setattr(formatting, "PROMPTS_DIR", tmp_path)  # a template file that writes BOS itself
+    formatting.load_prompt_template.cache_clear()
+    cfg = tiny_cfg(tiny_model_dir, PromptFormat.alpaca)
+    try:
+        with pytest.raises(ValueError, match="not one BOS"):
+            encode_prompt(load_tokenizer(cfg), cfg, SYSTEM, USER, max_prompt_tokens=1024)
+    finally:
+        formatting.load_prompt_template.cache_clear()

@@ -151,6 +151,10 @@ def test_smoke_job_leaves_adapter_only_checkpoints_a_loadable_adapter_and_a_done
     adapter = run_dir / "adapter"
     info = json.loads((adapter / "mc16k_run.json").read_text())
     assert info["run_id"] == done["run_id"] and info["data_split"] == "both" and info["model"]["name"] == "mistral-7b"
+    assert info["architecture"] == "llama"  # the loaded model's model_type (here the tiny Llama fixture)
+    final = json.loads((run_dir / "metrics.json").read_text())
+    assert final["optimizer"] == "torch.optim.adamw.AdamW"  # no CUDA: not the paged one
+    assert 0 < final["trainable_percent_paper_script"] < final["trainable_percent"]
     assert OmegaConf.load(adapter / "config.yaml").lora.r == cfg.lora.r
     base = load_base_model(cfg.model, cfg.quant)
     model = PeftModel.from_pretrained(base, str(adapter))
@@ -290,3 +294,32 @@ def test_paper_lora_on_a_mistral_7b_shaped_model_trains_about_2_percent():
     # per layer and rank: q, o (4096 -> 4096), k, v (4096 -> 1024), gate, up, down (4096 <-> 14336); no lm_head
     assert share.trainable == 32 * 64 * (2 * (4096 + 4096) + 2 * (4096 + 1024) + 3 * (4096 + 14336))
     assert 2.0 < share.percent < 2.5
+
+
+def test_paged_adamw_missing_on_cuda_is_said_loudly_not_silently_replaced(monkeypatch):
+    from mc16k.models import optim
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(optim, "bitsandbytes_has_cuda", lambda: False)
+    with pytest.warns(RuntimeWarning, match="paged AdamW 32-bit"):
+        optimizer = adamw([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    assert type(optimizer) is torch.optim.AdamW
+
+
+def test_a_checkpoint_lacking_lora_keys_is_refused_on_load(smoke_run, tiny_model_dir):
+    from mc16k.models.module import CausalLMFineTuner
+
+    _, run_dir, _ = smoke_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    plain = OmegaConf.structured(QuantConfig(enabled=False))
+    model, _ = attach_lora(load_base_model(tiny_cfg(tiny_model_dir), plain), OmegaConf.structured(LoraConfig(r=8)),
+                           0, False, False)  # fmt: skip
+    module = CausalLMFineTuner(model, None, None, pad_token_id=0)
+    module.on_load_checkpoint(checkpoint)  # the smoke run's own adapter: accepted
+    dropped = next(iter(checkpoint["state_dict"]))
+    del checkpoint["state_dict"][dropped]
+    with pytest.raises(RuntimeError, match="1 LoRA keys missing"):
+        module.on_load_checkpoint(checkpoint)
+    checkpoint["state_dict"] = {}
+    with pytest.raises(RuntimeError, match="missing"):
+        module.on_load_checkpoint(checkpoint)

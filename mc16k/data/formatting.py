@@ -103,18 +103,47 @@ def _render(
             "use prompt_format=alpaca or vicuna"
         )
     messages = _chat_messages(model_cfg, system, user_text)
-    prompt_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt_text = _with_bos(tokenizer, tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     if response is None:
         return _Rendered(prompt_text, "", add_special_tokens=False)
-    full_text = tokenizer.apply_chat_template(
+    full_text = _with_bos(tokenizer, tokenizer.apply_chat_template(
         messages + [{"role": "assistant", "content": response}], tokenize=False
-    )
+    ))  # fmt: skip
     if not full_text.startswith(prompt_text):
         raise BadInputError(
             f"model {model_cfg.name!r}: its chat template renders the conversation with a different prefix "
             "than the generation prompt, so response tokens cannot be separated from the prompt"
         )
     return _Rendered(prompt_text, full_text[len(prompt_text) :], add_special_tokens=False)
+
+
+def tokenizer_adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer puts BOS in front of a text: what the base model saw in pre-training."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a", add_special_tokens=True).input_ids[:1] == [bos]
+
+
+def _with_bos(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
+    """A chat-template rendering with the tokenizer's BOS in front when the template leaves it out.
+
+    Chat-templated text is tokenized without special tokens (templates like Mistral's render BOS
+    themselves), so a template without one (Zephyr's) would drop the BOS its base was trained with.
+    """
+    if tokenizer_adds_bos(tokenizer) and not text.startswith(tokenizer.bos_token):
+        return tokenizer.bos_token + text
+    return text
+
+
+def _check_bos(tokenizer: PreTrainedTokenizerBase, prompt_ids: list[int]) -> None:
+    """Exactly one BOS first where the tokenizer adds one, none otherwise from us: the pre-training layout."""
+    if not tokenizer_adds_bos(tokenizer):
+        return
+    bos = tokenizer.bos_token_id
+    if prompt_ids[:1] != [bos] or prompt_ids[1:2] == [bos]:
+        raise ValueError(
+            f"the rendered prompt starts with {prompt_ids[:2]}, not one BOS ({bos}) as the tokenizer "
+            "adds: a template file must not contain the BOS text; a chat template renders it or not at all"
+        )
 
 
 def _ids(tokenizer: PreTrainedTokenizerBase, text: str, add_special_tokens: bool) -> list[int]:
@@ -125,6 +154,7 @@ def _ids(tokenizer: PreTrainedTokenizerBase, text: str, add_special_tokens: bool
 def _tokenize(tokenizer: PreTrainedTokenizerBase, rendered: _Rendered) -> tuple[list[int], list[int]]:
     """(prompt ids, completion ids) with the prompt ids exactly those inference will feed the model."""
     prompt_ids = _ids(tokenizer, rendered.prompt_text, rendered.add_special_tokens)
+    _check_bos(tokenizer, prompt_ids)
     if not rendered.completion_text:
         return prompt_ids, []
     full_ids = _ids(tokenizer, rendered.prompt_text + rendered.completion_text, rendered.add_special_tokens)

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedMod
 from mc16k.dtypes import to_torch_dtype
 from mc16k.errors import MissingInputError, hub_access
 from mc16k.models.config import QuantConfig
+from mc16k.models.moe import per_expert_mixtral
 from mc16k.models.smollm2 import SMOLLM2_GGUF_FILE, smollm2_dir, smollm2_gguf_path  # noqa: F401 (re-exported)
 from mc16k.paths import default_cache_dir
 from mc16k.schema import ModelConfig
@@ -94,6 +95,9 @@ def load_base_model(
 ) -> PreTrainedModel:
     """The frozen base: 4-bit NF4 when ``quant.enabled``, else ``model.dtype`` weights; in eval mode.
 
+    A Mixtral is built with one linear layer per expert projection (``mc16k.models.moe``), so its experts
+    are quantized like every other linear layer and LoRA can wrap each of them.
+
     ``device_map`` defaults to the whole model on GPU 0 (or CPU); pass ``{"": local_rank}`` under DDP.
     """
     quantization = bnb_config(quant_cfg)
@@ -108,7 +112,7 @@ def load_base_model(
     else:
         kwargs["dtype"] = to_torch_dtype(model_cfg.dtype)
     location = weights_location(model_cfg, cache_dir)
-    with hub_access(f"model {model_cfg.name!r}: weights", location):
+    with hub_access(f"model {model_cfg.name!r}: weights", location), per_expert_mixtral():
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     model.eval()
     return model

@@ -244,4 +244,12 @@ class CausalLMFineTuner(L.LightningModule):
         if self._saved_rng_states is None:
             log.warning("the checkpoint holds no random generator states: dropout masks will differ from an "
                         "uninterrupted run")  # fmt: skip
+        # strict_loading=False lets the frozen base be absent; the trainable (LoRA) keys must match exactly
+        expected, found = set(self.trainable_state_dict()), set(checkpoint.get("state_dict", {}))
+        if expected != found:
+            missing, unexpected = sorted(expected - found), sorted(found - expected)
+            raise RuntimeError(
+                f"checkpoint does not hold this model's adapter: {len(missing)} LoRA keys missing "
+                f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+            )
         log.info("resuming at optimizer step %d (epoch %d)", checkpoint["global_step"], checkpoint["epoch"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -39,6 +40,14 @@ def adamw(
     ``paged=None`` picks automatically; ``True`` insists (and fails without CUDA), ``False`` never pages.
     """
     use_paged = bitsandbytes_has_cuda() if paged is None else paged
+    if paged is None and not use_paged and torch.cuda.is_available():
+        message = (
+            "CUDA is available but bitsandbytes' paged AdamW 32-bit (the authors' optimizer) is not: training "
+            "with torch.optim.AdamW instead (no paging of optimizer states). Set train.optimizer.paged=false "
+            "to choose it, or true to stop here"
+        )
+        log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
     if use_paged:
         import bitsandbytes as bnb
 

@@ -16,6 +16,8 @@ from transformers import (
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
     PreTrainedTokenizerFast,
 )
 
@@ -24,6 +26,7 @@ TINY_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+TINY_ARCHITECTURES = ("llama", "mistral", "mixtral")
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
 
 _CORPUS = [
@@ -74,7 +77,7 @@ def build_tiny_model(
     num_layers: int = 2,
     seed: int = 0,
 ) -> Path:
-    """Save a random ``arch`` ("llama" or "mistral") causal LM and its tokenizer to ``out_dir``; return it.
+    """Save a random ``arch`` ("llama", "mistral" or "mixtral": 4 experts, 2 per token) causal LM and its tokenizer to ``out_dir``; return it.
 
     Re-uses a complete earlier build in the same dir (a ``tiny_build.json`` marker records its arguments).
     """
@@ -101,8 +104,11 @@ def build_tiny_model(
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif arch == "mistral":
         model = MistralForCausalLM(MistralConfig(sliding_window=None, **common))
+    elif arch == "mixtral":
+        config = MixtralConfig(sliding_window=None, num_local_experts=4, num_experts_per_tok=2, **common)
+        model = MixtralForCausalLM(config)
     else:
-        raise ValueError(f"tiny model arch must be 'llama' or 'mistral', got {arch!r}")
+        raise ValueError(f"tiny model arch must be one of {TINY_ARCHITECTURES}, got {arch!r}")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -131,6 +131,7 @@ def save_adapter(model: Any, tokenizer: Any, cfg: DictConfig, run_id: str, adapt
         {
             "run_id": run_id,
             "name": run_name(cfg),
+            "architecture": model.get_base_model().config.model_type,  # llama, mistral, mixtral
             "model": resolved["model"],
             "quant": resolved["quant"],
             "lora": resolved["lora"],
@@ -185,7 +186,10 @@ def train(cfg: DictConfig) -> float | None:
             model, instantiate(cfg.train.optimizer), instantiate(cfg.train.scheduler), tokenizer.pad_token_id
         )
         if logger is not None:
-            trainable = {"model/trainable_params": share.trainable, "model/trainable_percent": share.percent}
+            trainable = {
+                "model/trainable_params": share.trainable, "model/trainable_percent": share.percent,
+                "model/trainable_percent_paper_script": share.paper_script_percent,
+            }  # fmt: skip
             logger.log_metrics({**trainable, **data_summary}, step=0)
         base_loss = validation_loss(trainer, module, datamodule) if cfg.train.validate_base else None
         last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
@@ -204,6 +208,8 @@ def train(cfg: DictConfig) -> float | None:
             "effective_batch_size": cfg.data.micro_batch_size * trainer.accumulate_grad_batches * trainer.world_size,
             "steps_per_epoch": datamodule.steps_per_epoch(),
             **module.step_summary(),
+            "trainable_percent_paper_script": share.paper_script_percent,
+            "optimizer": f"{type(trainer.optimizers[0]).__module__}.{type(trainer.optimizers[0]).__qualname__}",
         }
         log.info(
             "%s: %d optimizer steps (%d per epoch), examples per step mean %.2f (min %s, max %s), "
