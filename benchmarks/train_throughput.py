@@ -409,7 +409,6 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import logging
-    import warnings
 
     import torch
     from omegaconf import OmegaConf
@@ -419,7 +418,6 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     from mc16k.schema import ModelConfig
 
     logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
     torch.set_num_threads(job["threads"])
     spec = model_spec(job["model"])
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), spec)

@@ -136,7 +136,9 @@ def _bootstrap(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of ``statistic(question indices)`` over questions drawn with replacement."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # degenerate resamples (identical raters) are expected, not news
+        # degenerate resamples (identical raters: zero variance) are expected, not news
+        warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", category=stats.DegenerateDataWarning)
         result = stats.bootstrap(
             (np.arange(n_questions),), statistic, n_resamples=cfg.n_resamples, vectorized=False,
             confidence_level=cfg.level, method="percentile", rng=np.random.default_rng(cfg.seed),
