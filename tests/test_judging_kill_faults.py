@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kill_helpers import kill_once_stored
 from loopback import LoopbackLLMServer
 
 from mc16k.inference.store import add_answers, answer_path
@@ -55,10 +54,6 @@ def evaluate_cmd(tmp_path: Path, server: LoopbackLLMServer) -> list[str]:
     ]
 
 
-def stored_lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
 @pytest.mark.slow
 def test_a_kill_with_retries_pending_wastes_at_most_the_bound(tmp_path):
     write_benchmark(tmp_path)
@@ -68,21 +63,7 @@ def test_a_kill_with_retries_pending_wastes_at_most_the_bound(tmp_path):
         server.hold_after_ok(KILL_AFTER)
         first = subprocess.Popen(evaluate_cmd(tmp_path, server), cwd=tmp_path, env=env, start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 180
-        settled = None
-        while True:  # wait until the server holds and every judgment it sent is on disk
-            assert first.poll() is None, first.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, (dict(server.counts), stored_lines(store_file))
-            ok = server.counts["ok"]
-            if ok >= KILL_AFTER and stored_lines(store_file) == ok:
-                if settled == ok:
-                    break
-                settled = ok
-                time.sleep(0.5)
-                continue
-            time.sleep(0.05)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+        kill_once_stored(first, server, store_file, KILL_AFTER, timeout_s=180)
         with JsonlStore(store_file) as store:
             stored_answers = {record["answer_sha"] for record in store}
         calls_first_run = server.counts["requests"]

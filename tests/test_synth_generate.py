@@ -7,14 +7,13 @@ import csv
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from kill_helpers import kill_once_stored, stored_lines
 from loopback import LoopbackLLMServer
 from omegaconf import OmegaConf
 from scipy.stats import chisquare
@@ -118,10 +117,6 @@ def test_generate_follows_topic_weights_and_rejects_planted_replies_with_counts(
     assert (tmp_path / "Synthetic_Data_10K.csv").read_bytes() == before
 
 
-def stored_lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_keeps_every_stored_reply_and_pays_only_the_rest(tmp_path):
     n = 120
@@ -133,21 +128,7 @@ def test_sigkill_mid_run_then_resume_keeps_every_stored_reply_and_pays_only_the_
         server.hold_after_ok(60)
         first = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        settled = None  # the ok count once the server holds and every reply sent is on disk
-        while True:
-            assert first.poll() is None, first.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, (dict(server.counts), stored_lines(store_file))
-            ok = server.counts["ok"]
-            if ok >= 60 and stored_lines(store_file) == ok:
-                if settled == ok:
-                    break
-                settled = ok
-                time.sleep(0.5)
-                continue
-            time.sleep(0.05)
-        os.killpg(first.pid, signal.SIGKILL)  # with requests held in flight
-        first.wait()
+        settled = kill_once_stored(first, server, store_file, 60, timeout_s=120)  # with requests held in flight
         assert stored_lines(store_file) == settled
         assert not (tmp_path / "Synthetic_Data_10K.csv").exists()
         server.release()
